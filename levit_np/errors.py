@@ -1,0 +1,21 @@
+"""Exceptions for user-facing failures: the CLI prints their message on one line and exits non-zero."""
+
+
+class LevitError(Exception):
+    """Base class: something about the user's input is wrong (not a bug in levit-np)."""
+
+
+class CheckpointError(LevitError):
+    """A checkpoint file cannot be read: not a checkpoint, truncated, or holds objects we refuse to load."""
+
+
+class ConversionError(LevitError):
+    """A checkpoint was read but does not map onto a LeViT variant (missing, extra or misshapen tensors)."""
+
+
+class WeightsFileError(LevitError):
+    """A levit-np HDF5 weights file is missing, damaged or of an unsupported format version."""
+
+
+class ImageError(LevitError):
+    """An image cannot be decoded or is unsafe to decode."""
