@@ -1,0 +1,50 @@
+"""levit-np: LeViT (Graham et al., arXiv 2104.01136) in plain NumPy, with a Numba fast path.
+
+    >>> import levit_np
+    >>> model = levit_np.load("levit_128s.h5")          # or any checkpoint `levit convert` reads
+    >>> logits = model(levit_np.preprocess("cat.jpg")[None])   # (1, 1000)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+import os
+
+from .config import VARIANTS, LevitConfig, get_config
+from .errors import CheckpointError, ConversionError, ImageError, LevitError, WeightsFileError
+from .model import LevitModel
+
+
+def load(path: str | os.PathLike, backend: str = "numpy", variant: str | None = None) -> LevitModel:
+    """Load a model from a levit-np `.h5` file, or from any checkpoint `levit convert` reads (converted in memory)."""
+    from .fileio import is_hdf5
+
+    if is_hdf5(path):
+        from .weights_file import read_weights
+
+        info, params = read_weights(path)
+        return LevitModel(info.config, params, backend)
+    from .convert import read_checkpoint
+
+    conversion = read_checkpoint(path, variant)
+    return LevitModel(conversion.config, conversion.params, backend)
+
+
+def create(variant: str, seed: int = 0, backend: str = "numpy") -> LevitModel:
+    """A model with random weights (random BN statistics and attention biases too), for tests and timing."""
+    from .params import random_params
+
+    cfg = get_config(variant)
+    return LevitModel(cfg, random_params(cfg, seed), backend)
+
+
+def preprocess(image, **kwargs):
+    """A path or PIL image -> float32 (3, 224, 224), exactly the official evaluation transform."""
+    from .preprocess import preprocess as _preprocess
+
+    return _preprocess(image, **kwargs)
+
+
+__all__ = ["load", "create", "preprocess", "LevitModel", "LevitConfig", "VARIANTS", "get_config", "LevitError",
+           "CheckpointError", "ConversionError", "ImageError", "WeightsFileError", "__version__"]

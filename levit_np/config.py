@@ -1,0 +1,133 @@
+"""LeViT variants as data: one frozen config per model, and the block layout derived from it.
+
+The five released models (paper Table 3, official `specification` dict) differ only in the numbers below.
+Everything else (stage widths of the shrink blocks, the bias tables, the block sequence) follows from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Iterator
+
+
+@dataclass(frozen=True)
+class LevitConfig:
+    """Hyper-parameters of one LeViT model (names follow timm; C, D, N, X are the paper's)."""
+
+    name: str
+    embed_dims: tuple[int, ...]  # C: channels of each stage, e.g. (128, 256, 384)
+    key_dim: int  # D: width of each query/key head, the same in all stages
+    num_heads: tuple[int, ...]  # N: attention heads in each stage
+    depths: tuple[int, ...]  # X: attention+MLP block pairs in each stage
+    attn_ratio: int = 2  # value width d = attn_ratio * D in the stage blocks
+    mlp_ratio: int = 2  # MLP hidden width = mlp_ratio * C (the paper halves ViT's 4)
+    down_attn_ratio: int = 4  # value width d = 4 * D in the shrink (subsample) attention
+    down_mlp_ratio: int = 2  # MLP ratio of the MLP that follows each shrink block
+    img_size: int = 224  # the training resolution; attention-bias tables are sized for it
+    patch_size: int = 16  # total stride of the convolutional stem (four stride-2 convs)
+    in_chans: int = 3
+    num_classes: int = 1000
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.embed_dims)
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        """Token-grid side of each stage at `img_size`: 14, 7, 4 for 224 (ceil-halving, as a ::2 pick gives)."""
+        sides = [self.img_size // self.patch_size]
+        for _ in range(self.num_stages - 1):
+            sides.append((sides[-1] - 1) // 2 + 1)
+        return tuple(sides)
+
+    def down_heads(self, stage: int) -> int:
+        """Heads of the shrink block that opens `stage` (>= 1): C_in / D, as in the official down_ops."""
+        return self.embed_dims[stage - 1] // self.key_dim
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LevitConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+
+VARIANTS: dict[str, LevitConfig] = {
+    cfg.name: cfg
+    for cfg in (
+        LevitConfig("levit_128s", embed_dims=(128, 256, 384), key_dim=16, num_heads=(4, 6, 8), depths=(2, 3, 4)),
+        LevitConfig("levit_128", embed_dims=(128, 256, 384), key_dim=16, num_heads=(4, 8, 12), depths=(4, 4, 4)),
+        LevitConfig("levit_192", embed_dims=(192, 288, 384), key_dim=32, num_heads=(3, 5, 6), depths=(4, 4, 4)),
+        LevitConfig("levit_256", embed_dims=(256, 384, 512), key_dim=32, num_heads=(4, 6, 8), depths=(4, 4, 4)),
+        LevitConfig("levit_384", embed_dims=(384, 512, 768), key_dim=32, num_heads=(6, 9, 12), depths=(4, 4, 4)),
+    )
+}
+
+ALIASES = {
+    "128s": "levit_128s", "128": "levit_128", "192": "levit_192", "256": "levit_256", "384": "levit_384",
+    "levit-128s": "levit_128s", "levit-128": "levit_128", "levit-192": "levit_192",
+    "levit-256": "levit_256", "levit-384": "levit_384",
+}
+
+
+def get_config(name: str) -> LevitConfig:
+    """Look a variant up by timm name (`levit_128s`) or a short alias (`128S`, `LeViT-128S`)."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in VARIANTS:
+        raise ValueError(f"unknown LeViT variant {name!r}; known: {', '.join(VARIANTS)}")
+    return VARIANTS[key]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One entry of the block sequence: what it is, where it runs and its widths.
+
+    kind is "attn" (residual attention), "mlp" (residual MLP) or "down" (shrink attention, not residual).
+    `resolution` is the side of the *input* token grid at img_size.
+    """
+
+    name: str  # canonical prefix, e.g. "stages.0.blocks.1.attn" or "stages.1.downsample.attn"
+    kind: str
+    stage: int
+    dim_in: int
+    dim_out: int
+    resolution: int
+    num_heads: int = 0
+    key_dim: int = 0
+    value_dim: int = 0  # d, the per-head value width
+    hidden_dim: int = 0  # MLP hidden width
+
+
+def blocks(cfg: LevitConfig) -> Iterator[Block]:
+    """The flat block sequence, in the order of the official `blocks` Sequential.
+
+    Stage s opens (s >= 1) with a shrink attention and its residual MLP, then runs depths[s] pairs of
+    residual attention + residual MLP. (timm names the shrink pair `stages.s.downsample`, as here; the
+    official code and Hugging Face close stage s-1 with it instead: same order, other names.)
+    """
+    res = cfg.resolutions
+    for s, dim in enumerate(cfg.embed_dims):
+        if s > 0:
+            prev = cfg.embed_dims[s - 1]
+            heads = cfg.down_heads(s)
+            yield Block(f"stages.{s}.downsample.attn", "down", s, prev, dim, res[s - 1], heads, cfg.key_dim,
+                        cfg.down_attn_ratio * cfg.key_dim)
+            yield Block(f"stages.{s}.downsample.mlp", "mlp", s, dim, dim, res[s],
+                        hidden_dim=dim * cfg.down_mlp_ratio)
+        for j in range(cfg.depths[s]):
+            yield Block(f"stages.{s}.blocks.{j}.attn", "attn", s, dim, dim, res[s], cfg.num_heads[s], cfg.key_dim,
+                        cfg.attn_ratio * cfg.key_dim)
+            yield Block(f"stages.{s}.blocks.{j}.mlp", "mlp", s, dim, dim, res[s], hidden_dim=dim * cfg.mlp_ratio)
+
+
+def stem_channels(cfg: LevitConfig) -> tuple[int, ...]:
+    """Channels through the stem: 3 -> C/8 -> C/4 -> C/2 -> C."""
+    c = cfg.embed_dims[0]
+    return (cfg.in_chans, c // 8, c // 4, c // 2, c)

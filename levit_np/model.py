@@ -1,0 +1,144 @@
+"""The LeViT forward pass, written once against a kernel namespace (see `kernels/reference.py`).
+
+Read it next to the paper (arXiv 2104.01136, Fig. 4): a convolutional stem turns the image into a 14x14 grid
+of tokens, three stages of attention + MLP blocks process it, two shrink-attention blocks halve the grid
+between stages (14 -> 7 -> 4), and two linear heads classify the average token.
+
+Shapes use B = batch, N = tokens (H*W of the current grid), C = channels, h = heads, kd = key width,
+d = value width.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from .attention_bias import gather_bias
+from .config import Block, LevitConfig, blocks
+
+Hook = Callable[[str, np.ndarray], None]
+
+
+def stem(x: np.ndarray, layers: dict, k) -> np.ndarray:
+    """Four stride-2 3x3 convs with BN, Hardswish after the first three. (B, 3, H, W) -> (B, C, H/16, W/16)"""
+    for i in range(1, 5):
+        x = k.conv_bn(x, layers[f"stem.conv{i}"], stride=2, padding=1, activation=i < 4)
+    return x
+
+
+def attention_block(x: np.ndarray, grid: tuple[int, int], block: Block, layers: dict, bias: np.ndarray,
+                    k) -> np.ndarray:
+    """Multi-head self-attention with the attention bias; the caller adds the residual. (B, N, C) -> (B, N, C)"""
+    b, n, _ = x.shape
+    h, kd, d = block.num_heads, block.key_dim, block.value_dim
+    qkv = k.linear_bn(x, layers[f"{block.name}.qkv"]).reshape(b, n, h, 2 * kd + d)  # head-interleaved channels
+    qkv = qkv.transpose(0, 2, 1, 3)  # (B, h, N, 2kd+d)
+    q, key, v = qkv[..., :kd], qkv[..., kd:2 * kd], qkv[..., 2 * kd:]
+    out = k.attention(q, key, v, bias, layers[f"{block.name}.scale"])  # (B, N, h*d), Hardswish applied
+    return k.linear_bn(out, layers[f"{block.name}.proj"])
+
+
+def subsample(x: np.ndarray, grid: tuple[int, int], stride: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
+    """Keep every `stride`-th token in both directions. (B, H*W, C) -> (B, H'*W', C), H' = ceil(H / stride)"""
+    b, _, c = x.shape
+    kept = x.reshape(b, grid[0], grid[1], c)[:, ::stride, ::stride]
+    return kept.reshape(b, -1, c), (kept.shape[1], kept.shape[2])
+
+
+def shrink_attention_block(x: np.ndarray, grid: tuple[int, int], block: Block, layers: dict, k,
+                           bias_for: Callable) -> tuple[np.ndarray, tuple[int, int]]:
+    """Attention whose queries come from a subsampled grid: halves the grid, widens C. Not residual.
+
+    (B, N, C_in) -> (B, N', C_out) with N' the tokens of the ceil-halved grid.
+    """
+    b, n, _ = x.shape
+    h, kd, d = block.num_heads, block.key_dim, block.value_dim
+    kv = k.linear_bn(x, layers[f"{block.name}.kv"]).reshape(b, n, h, kd + d).transpose(0, 2, 1, 3)  # (B, h, N, kd+d)
+    key, v = kv[..., :kd], kv[..., kd:]
+    x_sub, q_grid = subsample(x, grid)  # (B, N', C_in)
+    n_q = x_sub.shape[1]
+    q = k.linear_bn(x_sub, layers[f"{block.name}.q"]).reshape(b, n_q, h, kd).transpose(0, 2, 1, 3)  # (B, h, N', kd)
+    out = k.attention(q, key, v, bias_for(block, q_grid, grid, 2), layers[f"{block.name}.scale"])  # (B, N', h*d)
+    return k.linear_bn(out, layers[f"{block.name}.proj"]), q_grid
+
+
+def mlp_block(x: np.ndarray, block: Block, layers: dict, k) -> np.ndarray:
+    """Linear+BN to mlp_ratio*C, Hardswish, Linear+BN back; the caller adds the residual. (B, N, C) -> (B, N, C)"""
+    hidden = k.linear_bn(x, layers[f"{block.name}.fc1"], activation=True)
+    return k.linear_bn(hidden, layers[f"{block.name}.fc2"])
+
+
+def forward(x: np.ndarray, cfg: LevitConfig, layers: dict, k, bias_for: Callable,
+            hook: Optional[Hook] = None) -> np.ndarray:
+    """Images to logits. (B, 3, H, W) float32, normalised -> (B, num_classes)
+
+    `layers` are the prepared parameters of backend `k`; `bias_for(block, q_grid, k_grid, stride)` returns
+    the gathered attention bias (h, Nq, Nk); `hook(name, array)` sees every named block's output.
+    """
+    emit = hook or (lambda name, value: None)
+    x = stem(x, layers, k)  # (B, C, H/16, W/16)
+    emit("stem", x)
+    b, c, gh, gw = x.shape
+    grid = (gh, gw)
+    x = x.reshape(b, c, gh * gw).transpose(0, 2, 1)  # (B, N, C), token = row * W + col
+    for block in blocks(cfg):
+        if block.kind == "attn":
+            x = x + attention_block(x, grid, block, layers, bias_for(block, grid, grid, 1), k)
+        elif block.kind == "mlp":
+            x = x + mlp_block(x, block, layers, k)
+        else:
+            x, grid = shrink_attention_block(x, grid, block, layers, k, bias_for)
+        emit(block.name, x)
+    pooled = x.mean(axis=1)  # (B, C): the average token
+    emit("pool", pooled)
+    logits = k.classifier(pooled, layers["head"], layers["head_dist"])  # (B, classes)
+    emit("logits", logits)
+    return logits
+
+
+class BiasCache:
+    """Gathers each block's bias table into (h, Nq, Nk) once per grid size, then reuses it."""
+
+    def __init__(self, layers: dict):
+        self._layers = layers
+        self._cache: dict = {}
+
+    def __call__(self, block: Block, q_grid: tuple[int, int], k_grid: tuple[int, int], stride: int) -> np.ndarray:
+        key = (block.name, q_grid, k_grid)
+        if key not in self._cache:
+            table = self._layers[f"{block.name}.attention_biases"]
+            self._cache[key] = np.ascontiguousarray(gather_bias(table, q_grid, k_grid, stride), dtype=np.float32)
+        return self._cache[key]
+
+
+class LevitModel:
+    """A loaded LeViT: `model(x)` gives logits, `model.trace(x)` every named block's output."""
+
+    def __init__(self, cfg: LevitConfig, params: dict[str, np.ndarray], backend: str = "numpy"):
+        from .backends import get_backend
+
+        self.config = cfg
+        self.params = params
+        self.backend = backend
+        self.kernels = get_backend(backend)
+        self.layers = self.kernels.prepare(cfg, params)
+        self.bias_for = BiasCache(self.layers)
+
+    def __call__(self, x: np.ndarray, hook: Optional[Hook] = None) -> np.ndarray:
+        """(B, 3, H, W) float32 normalised images -> (B, num_classes) float32 logits"""
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1] != self.config.in_chans:
+            raise ValueError(f"expected images of shape (B, {self.config.in_chans}, H, W), got {x.shape}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return forward(x, self.config, self.layers, self.kernels, self.bias_for, hook)
+
+    def trace(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every named block's output, in order: 'stem', each block of `config.blocks`, 'pool', 'logits'."""
+        out: dict[str, np.ndarray] = {}
+        self(x, hook=lambda name, value: out.__setitem__(name, np.array(value)))
+        return out
+
+    def block_names(self) -> list[str]:
+        """The names `trace` reports, in order."""
+        return ["stem"] + [block.name for block in blocks(self.config)] + ["pool", "logits"]
