@@ -1,0 +1,1 @@
+"""The `levit` command line: a thin layer over the `levit_np` library (click + rich live only here)."""

@@ -1,0 +1,80 @@
+"""`levit`: the entry point. Commands load lazily so `levit --help` stays instant.
+
+Each command lives in its own module and is listed in COMMANDS as "module:function".
+Global options fix thread counts *before* NumPy or Numba are imported (they read them only at import).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+COMMANDS = {
+    "convert": "levit_cli.convert:convert",
+    "info": "levit_cli.info:info",
+}
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported only when run (or when --help lists them)."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as e:  # every failure becomes one line unless --verbose
+            if ctx.obj and ctx.obj.get("verbose"):
+                raise
+            raise click.ClickException(one_line(e)) from None
+
+
+def one_line(e: BaseException) -> str:
+    """A user-facing message: the exception's own text for our errors, its type for everything else."""
+    from levit_np.errors import LevitError
+
+    text = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, (LevitError, OSError, ValueError)):
+        return text
+    return f"{type(e).__name__}: {text} (run with --verbose for the traceback)"
+
+
+def set_threads(threads: int) -> None:
+    """Pin BLAS and Numba thread pools; only effective before numpy/numba are imported."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    if "numpy" in sys.modules or "numba" in sys.modules:
+        click.echo("warning: --threads came after numpy was imported; it may not apply", err=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--verbose", "-v", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--threads", type=click.IntRange(min=1), envvar="LEVIT_THREADS", default=None,
+              help="Threads for BLAS and Numba (also LEVIT_THREADS). Default: the libraries' own choice.")
+@click.version_option(package_name="levit-np", prog_name="levit")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, threads: int | None) -> None:
+    """LeViT on a CPU in plain NumPy: convert checkpoints, classify images, measure and read the model."""
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+    ctx.obj["threads"] = threads
+    if threads is not None:
+        set_threads(threads)
+
+
+def main() -> None:
+    cli(prog_name="levit")
