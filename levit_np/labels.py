@@ -1,0 +1,75 @@
+"""ImageNet-1k class labels (packaged ``data/imagenet_class_index.json``), softmax and top-k.
+
+The json maps ``"0".."999"`` to ``[wnid, name]`` (the common Keras-format file); names use underscores, which
+``label`` turns into spaces. The file is read once, on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+
+import numpy as np
+
+NUM_CLASSES = 1000
+_DATA_FILE = "imagenet_class_index.json"
+
+
+def imagenet_classes() -> list[tuple[str, str]]:
+    """All 1000 classes in index order as (wnid, readable name), e.g. ``('n01440764', 'tench')``."""
+    return list(_classes())
+
+
+@functools.cache
+def _classes() -> tuple[tuple[str, str], ...]:
+    """The parsed json, read on first use and cached (a tuple, so callers cannot change the cache)."""
+    text = (resources.files("levit_np") / "data" / _DATA_FILE).read_text(encoding="utf-8")
+    raw = json.loads(text)
+    if sorted(raw, key=int) != [str(i) for i in range(NUM_CLASSES)]:
+        raise RuntimeError(f"levit_np/data/{_DATA_FILE} does not hold classes 0..{NUM_CLASSES - 1}")
+    return tuple((raw[str(i)][0], raw[str(i)][1].replace("_", " ")) for i in range(NUM_CLASSES))
+
+
+def _check_index(index: int) -> int:
+    i = int(index)
+    if i != index or not 0 <= i < NUM_CLASSES:
+        raise IndexError(f"class index must be an integer in 0..{NUM_CLASSES - 1}, got {index!r}")
+    return i
+
+
+def label(index: int) -> str:
+    """Readable name of class ``index``, underscores replaced by spaces (``label(2) == 'great white shark'``)."""
+    return _classes()[_check_index(index)][1]
+
+
+def wnid(index: int) -> str:
+    """WordNet id of class ``index`` (``wnid(0) == 'n01440764'``)."""
+    return _classes()[_check_index(index)][0]
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:  # (..., K) -> (..., K) float32
+    """Numerically stable softmax: subtract the max, exponentiate and normalise in float64, return float32."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - np.max(z, axis=axis, keepdims=True)
+    e = np.exp(z)
+    return (e / np.sum(e, axis=axis, keepdims=True)).astype(np.float32)
+
+
+def top_k(probabilities: np.ndarray, k: int = 5) -> list[list[tuple[int, float]]]:  # (B, K) or (K,) -> B lists
+    """The ``k`` largest entries of each row as ``(index, value)``, largest first; equal values by lower index.
+
+    A 1-D input is treated as one row, so the result always has one list per row. ``k`` larger than the number
+    of classes returns every class.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim == 1:
+        p = p[None, :]
+    if p.ndim != 2:
+        raise ValueError(f"expected shape (K,) or (B, K), got {p.shape}")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    k = min(int(k), p.shape[1])
+    # A stable sort of the negated values keeps the original (ascending index) order among equal values.
+    order = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    return [[(int(i), float(row[i])) for i in idx] for row, idx in zip(p, order)]
