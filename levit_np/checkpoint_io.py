@@ -1,0 +1,305 @@
+"""Read PyTorch checkpoints and safetensors files into NumPy arrays, without PyTorch and without running pickled code.
+
+PyTorch format (``torch.save`` since PyTorch 1.6) is a zip archive whose records share one top folder (``archive/``
+or the file stem):
+
+- ``<top>/data.pkl``: a pickle (protocol 2) of the saved object. A tensor is pickled as the call
+  ``torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks)``
+  (offset and strides counted in elements); a ``nn.Parameter`` wraps that in ``torch._utils._rebuild_parameter``.
+  ``storage`` is a persistent id ``('storage', torch.FloatStorage, key, location, numel)``. Dtypes newer than the
+  typed storages (uint16, ...) use ``_rebuild_tensor_v3(..., dtype)`` over a ``torch.UntypedStorage`` (numel in bytes).
+- ``<top>/data/<key>``: the raw bytes of storage ``key``, shared by every tensor that views it.
+- ``<top>/byteorder`` (``little`` or ``big``; absent in old files, which are little-endian), ``<top>/version``.
+
+Pickles can call any Python global, so this module unpickles ``data.pkl`` with an allowlist: the few globals a state
+dict references are mapped to small functions here that build NumPy arrays; anything else is refused.
+
+safetensors format: an 8-byte little-endian header length, a JSON header ``{name: {dtype, shape, data_offsets}}``,
+then the raw tensor bytes. It is read with the ``safetensors`` package (bfloat16, which NumPy lacks, by hand).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import struct
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from levit_np.errors import CheckpointError
+
+PathLike = str | os.PathLike[str]
+
+WRAPPER_KEYS = ("model", "state_dict", "model_ema")  # in order of preference
+_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")  # first object pickled by pre-1.6 torch.save
+
+
+class _BadRecord(Exception):
+    """Raised while unpickling; turned into a CheckpointError that names the file."""
+
+
+class _Elem:
+    """An element type: a torch storage class (``torch.FloatStorage``) or dtype (``torch.float32``)."""
+
+    def __init__(self, name: str, dtype: str, bf16: bool = False) -> None:
+        self.name, self.dtype, self.bf16 = name, np.dtype(dtype), bf16
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class _Storage:
+    """The bytes of one ``data/<key>`` record, read once and shared by the tensors viewing it."""
+
+    def __init__(self, key: str, raw: bytes, elem: _Elem) -> None:
+        self.key, self.raw, self.elem = key, raw, elem
+
+
+_STORAGES = {
+    name: _Elem(name, dtype, name == "BFloat16Storage")
+    for name, dtype in [
+        ("FloatStorage", "<f4"), ("HalfStorage", "<f2"), ("BFloat16Storage", "<u2"), ("DoubleStorage", "<f8"),
+        ("LongStorage", "<i8"), ("IntStorage", "<i4"), ("ShortStorage", "<i2"), ("CharStorage", "i1"),
+        ("ByteStorage", "u1"), ("BoolStorage", "?"), ("UntypedStorage", "u1"),
+    ]
+}
+_DTYPES = {
+    name: _Elem(name, dtype, name == "bfloat16")
+    for name, dtype in [
+        ("float32", "<f4"), ("float", "<f4"), ("float16", "<f2"), ("half", "<f2"), ("bfloat16", "<u2"),
+        ("float64", "<f8"), ("double", "<f8"), ("int64", "<i8"), ("long", "<i8"), ("int32", "<i4"), ("int", "<i4"),
+        ("int16", "<i2"), ("short", "<i2"), ("int8", "i1"), ("uint8", "u1"), ("bool", "?"),
+        ("uint16", "<u2"), ("uint32", "<u4"), ("uint64", "<u8"),
+    ]
+}
+_TENSOR_TYPE = object()  # stands for the class torch.Tensor in _rebuild_from_type_v2
+
+
+def _tensor(storage: Any, elem: _Elem, offset: Any, size: Any, stride: Any) -> np.ndarray:
+    """A C-contiguous copy of the view ``storage[offset + sum(i_k * stride_k)]`` of shape ``size``."""
+    if not isinstance(storage, _Storage) or not isinstance(elem, _Elem):
+        raise _BadRecord("a tensor record does not point at a storage")
+    tuples = isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)
+    if not (tuples and all(type(v) is int and v >= 0 for v in (offset, *size, *stride))):
+        raise _BadRecord(f"a tensor record has a malformed size {size!r} / stride {stride!r} / offset {offset!r}")
+    flat = np.frombuffer(storage.raw, dtype=elem.dtype, count=len(storage.raw) // elem.dtype.itemsize)
+    if 0 in size:
+        out = np.zeros(size, dtype=elem.dtype)
+    else:
+        needed = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+        if needed > flat.size:
+            raise _BadRecord(f"storage record data/{storage.key} holds {flat.size} {elem} values, shorter than "
+                             f"the {needed} a tensor of shape {tuple(size)} at offset {offset} needs")
+        strides = tuple(s * elem.dtype.itemsize for s in stride)
+        out = np.lib.stride_tricks.as_strided(flat[offset:], size, strides, writeable=False).copy()
+    if elem.bf16:  # bfloat16 is the top half of a float32
+        out = (out.astype(np.uint32) << 16).view(np.float32)
+    return out
+
+
+def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any, *_: Any) -> np.ndarray:
+    """Replaces ``torch._utils._rebuild_tensor_v2``: requires_grad, backward hooks and metadata are dropped."""
+    return _tensor(storage, getattr(storage, "elem", None), storage_offset, size, stride)
+
+
+def _rebuild_tensor_v3(storage: Any, storage_offset: Any, size: Any, stride: Any, requires_grad: Any = None,
+                       backward_hooks: Any = None, dtype: Any = None, *_: Any) -> np.ndarray:
+    """Replaces ``torch._utils._rebuild_tensor_v3``: like v2 over an untyped storage, with the dtype given."""
+    return _tensor(storage, dtype, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data: Any, *_: Any) -> Any:
+    """Replaces ``torch._utils._rebuild_parameter(_with_state)``: a parameter is just its data here."""
+    return data
+
+
+def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> Any:
+    """Replaces ``torch._tensor._rebuild_from_type_v2`` for plain tensors (it would also restore a subclass)."""
+    known = any(func is f for f in (_rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter))
+    if not known or new_type is not _TENSOR_TYPE:
+        raise _BadRecord("a tensor record uses a tensor subclass, which is not supported")
+    return func(*args)
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+    ("torch._tensor", "Tensor"): _TENSOR_TYPE,
+    ("torch", "Tensor"): _TENSOR_TYPE,
+    ("torch.storage", "UntypedStorage"): _STORAGES["UntypedStorage"],
+    **{("torch", name): elem for name, elem in _STORAGES.items()},
+    **{("torch", name): elem for name, elem in _DTYPES.items()},
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles a ``data.pkl`` allowing only the globals a state dict needs; storages come from the zip."""
+
+    def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str, filename: str) -> None:
+        super().__init__(io.BytesIO(data))
+        self.archive, self.prefix, self.filename = archive, prefix, filename
+        self.storages: dict[str, _Storage] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED[(module, name)]
+        except (KeyError, TypeError):
+            raise CheckpointError(
+                f"refusing to load {self.filename}: it references the Python global '{module}.{name}', "
+                "which a weights file never needs (it may be malicious)"
+            ) from None
+
+    def persistent_load(self, pid: Any) -> _Storage:
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] in ("storage", b"storage")):
+            raise _BadRecord(f"unknown persistent record {str(pid)[:80]!r}")
+        _, elem, key, _location, numel = pid
+        key = key.decode("ascii") if isinstance(key, bytes) else key
+        if not isinstance(elem, _Elem) or not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
+            raise _BadRecord(f"malformed storage record {str(pid)[:80]!r}")
+        if key not in self.storages:
+            try:
+                raw = self.archive.read(f"{self.prefix}data/{key}")
+            except KeyError:
+                raise _BadRecord(f"the storage record data/{key} is missing") from None
+            except Exception as exc:
+                raise _BadRecord(f"the storage record data/{key} is corrupt ({exc})") from None
+            nbytes = numel * elem.dtype.itemsize
+            if len(raw) < nbytes:
+                raise _BadRecord(f"storage record data/{key} is {len(raw)} bytes, shorter than the {nbytes} "
+                                 f"its {numel} {elem} values need")
+            self.storages[key] = _Storage(key, raw[:nbytes], elem)
+        return self.storages[key]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _sniff(path: PathLike) -> str:
+    """'zip' or 'safetensors' from the file's first bytes; a CheckpointError for anything else."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"no such checkpoint file: {p}")
+    if p.is_dir():
+        raise CheckpointError(f"{p} is a directory, not a checkpoint file")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(512)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {p}: {_one_line(exc)}") from None
+    if not head:
+        raise CheckpointError(f"{p} is empty (0 bytes), not a checkpoint")
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    if head[8:9] == b"{":
+        return "safetensors"
+    if _LEGACY_MAGIC in head[:32] or head[257:262] == b"ustar":
+        raise CheckpointError(f"{p}: legacy PyTorch format (before 1.6) is not supported: "
+                              "re-save it with torch.save in a current PyTorch")
+    if head[:1] == b"\x80" and 2 <= head[1] <= 5:
+        raise CheckpointError(f"{p} is a plain Python pickle, not a PyTorch checkpoint (a zip archive) "
+                              "or a safetensors file; pickles are not loaded because they can run code")
+    raise CheckpointError(f"{p} is neither a PyTorch checkpoint (zip) nor a safetensors file "
+                          f"(it starts with bytes {head[:8].hex(' ')})")
+
+
+def load_torch_zip(path: PathLike) -> Any:
+    """The object ``torch.save`` wrote to ``path``, with every tensor as a C-contiguous NumPy array."""
+    name = str(path)
+    if _sniff(path) != "zip":
+        raise CheckpointError(f"{name} is not a PyTorch zip checkpoint")
+    try:
+        archive = zipfile.ZipFile(path)
+    except Exception as exc:
+        raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({_one_line(exc)})") from None
+    with archive:
+        pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+        if not pickles:
+            raise CheckpointError(f"{name} is a zip archive but not a PyTorch checkpoint: it has no <folder>/data.pkl")
+        prefix = pickles[0][: -len("data.pkl")]
+        try:
+            has_byteorder = prefix + "byteorder" in archive.namelist()  # older files lack it: little-endian
+            byteorder = archive.read(prefix + "byteorder").strip() if has_byteorder else b"little"
+            data = archive.read(pickles[0])
+        except Exception as exc:
+            raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({_one_line(exc)})") from None
+        if byteorder != b"little":
+            raise CheckpointError(f"{name} stores big-endian data (byteorder {byteorder[:16]!r}); "
+                                  "only little-endian checkpoints are supported")
+        try:
+            return RestrictedUnpickler(data, archive, prefix, name).load()
+        except CheckpointError:
+            raise
+        except _BadRecord as exc:
+            raise CheckpointError(f"cannot read {name}: {exc}") from None
+        except Exception as exc:  # UnpicklingError, EOFError, TypeError from a mangled call, MemoryError, ...
+            raise CheckpointError(f"{name} has a corrupt data.pkl ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def _read_safetensors(path: PathLike) -> dict[str, np.ndarray]:
+    """All tensors of a safetensors file, in header order."""
+    name, size = str(path), os.path.getsize(path)
+    try:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > size - 8:
+                raise ValueError(f"it claims {length} bytes but the file has {size - 8} after the length")
+            header = json.loads(f.read(length))
+            if not isinstance(header, dict):
+                raise ValueError("it is not a JSON object")
+            out: dict[str, np.ndarray] = {}
+            for key, info in header.items():
+                if key != "__metadata__" and info.get("dtype") == "BF16":  # NumPy has no bfloat16: decode by hand
+                    start, end = info["data_offsets"]
+                    f.seek(8 + length + start)
+                    bits = np.frombuffer(f.read(end - start), dtype="<u2").reshape(info["shape"])
+                    out[key] = (bits.astype(np.uint32) << 16).view(np.float32)
+                elif key != "__metadata__":
+                    out[key] = None  # type: ignore[assignment]  # placeholder keeps header order
+    except Exception as exc:
+        raise CheckpointError(f"{name} has a corrupt safetensors header ({_one_line(exc)})") from None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(name, framework="np") as st:
+            for key, value in out.items():
+                if value is None:
+                    out[key] = np.array(st.get_tensor(key), copy=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read safetensors file {name}: {_one_line(exc)}") from None
+    return out
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in obj.items())
+
+
+def read_state_dict(path: PathLike) -> dict[str, np.ndarray]:
+    """A flat ``{name: array}`` from a PyTorch checkpoint or safetensors file (format detected from the content).
+
+    A checkpoint that wraps its state dict (``{'model': ..., 'epoch': ..., 'optimizer': ...}``) is unwrapped at
+    ``'model'``, else ``'state_dict'``, else ``'model_ema'``; the other top-level entries are then ignored.
+    """
+    if _sniff(path) == "safetensors":
+        return _read_safetensors(path)
+    obj = load_torch_zip(path)
+    if _is_state_dict(obj):
+        return dict(obj)
+    if isinstance(obj, dict):
+        for key in WRAPPER_KEYS:
+            if key in obj and _is_state_dict(obj[key]):
+                return dict(obj[key])
+        keys = ", ".join(repr(k) for k in list(obj)[:8])
+        raise CheckpointError(f"{path} holds no state dict: its top-level dict has keys {keys} and none of "
+                              f"{', '.join(WRAPPER_KEYS)} maps names to tensors")
+    raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict (a dict of tensors)")
