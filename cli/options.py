@@ -1,0 +1,70 @@
+"""Options shared by the commands that run a model: `--weights FILE` / `--model NAME`, and `load_model`.
+
+    @click.command()
+    @model_options
+    def predict(weights, model, ...):
+        net = load_model(weights, model, backend)
+
+A named model comes from the cache (`levit_np.hub`): downloaded, checked and converted on first use, with a
+download progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator, Optional
+
+import click
+
+from levit_weights import registry
+
+DEFAULT_MODEL = "levit_128s"
+MODEL_NAMES = tuple(registry())  # the variants with an official release file (no numpy import: --threads)
+
+
+def model_options(f: Callable) -> Callable:
+    """Add `--weights FILE` and `--model NAME` to a command (parameters `weights` and `model`)."""
+    f = click.option("--model", "model", type=click.Choice(MODEL_NAMES, case_sensitive=False), default=None,
+                     help=f"A LeViT variant with official weights, downloaded and converted into the cache "
+                          f"(LEVIT_HOME) on first use. Default: {DEFAULT_MODEL}.")(f)
+    f = click.option("--weights", "weights", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="A levit-np .h5 file, or any checkpoint `levit convert` reads (converted in memory).")(f)
+    return f
+
+
+def load_model(weights: Optional[str], model: Optional[str], backend: str = "numpy"):
+    """The LevitModel that `--weights` / `--model` name: a file, else the named (default) model from the cache."""
+    import levit_np
+
+    if weights is not None and model is not None:
+        raise click.UsageError("give either --weights FILE or --model NAME, not both")
+    if weights is not None:
+        return levit_np.load(weights, backend)
+    from levit_np.hub import fetch
+
+    with download_progress() as progress:
+        path = fetch((model or DEFAULT_MODEL).lower(), progress=progress)
+    return levit_np.load(path, backend)
+
+
+@contextlib.contextmanager
+def download_progress() -> Iterator[Callable]:
+    """A `progress(name, done, total)` callback that draws a rich download bar on stderr once bytes flow."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from .console import err
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   console=err, transient=False)
+    tasks: dict[str, int] = {}
+
+    def progress(name: str, done: int, total: Optional[int]) -> None:
+        if name not in tasks:
+            bar.start()
+            tasks[name] = bar.add_task(f"downloading {name}", total=total)
+        bar.update(tasks[name], completed=done, total=total)
+
+    try:
+        yield progress
+    finally:
+        bar.stop()
