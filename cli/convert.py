@@ -8,7 +8,7 @@ from levit_np.config import VARIANTS
 
 
 @click.command()
-@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("src", type=click.Path())
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False), required=True, help="The .h5 file to write.")
 @click.option("--variant", type=click.Choice(list(VARIANTS)), default=None,
               help="The LeViT variant; inferred from the tensor shapes when omitted.")

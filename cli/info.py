@@ -6,7 +6,7 @@ import click
 
 
 @click.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path())
 @click.option("--tensors", is_flag=True, help="List every tensor with its shape.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def info(path: str, tensors: bool, as_json: bool) -> None:

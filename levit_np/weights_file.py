@@ -55,10 +55,8 @@ def write_weights(path: str | os.PathLike, cfg: LevitConfig, params: dict[str, n
 
 def read_weights(path: str | os.PathLike) -> tuple[WeightsInfo, dict[str, np.ndarray]]:
     """Read and validate a weights file: format, version, config, and every tensor's presence and shape."""
-    import h5py
-
     try:
-        with h5py.File(path, "r") as f:
+        with _open(path) as f:
             info = _read_info(path, f)
             group = f.get("params")
             if group is None:
@@ -75,16 +73,29 @@ def read_weights(path: str | os.PathLike) -> tuple[WeightsInfo, dict[str, np.nda
 
 def read_info(path: str | os.PathLike) -> tuple[WeightsInfo, dict[str, tuple]]:
     """The attributes and {name: (shape, dtype)} of a weights file, without reading the tensors."""
-    import h5py
-
     try:
-        with h5py.File(path, "r") as f:
+        with _open(path) as f:
             info = _read_info(path, f)
             group = f.get("params", {})
             shapes = {name: (group[name].shape, str(group[name].dtype)) for name in group}
     except OSError as e:
         raise WeightsFileError(f"cannot read weights file {path}: {_first_line(e)}") from None
     return info, shapes
+
+
+def _open(path: str | os.PathLike):
+    """h5py.File for reading, after plain checks that give clearer messages than HDF5's own."""
+    import h5py
+
+    from .fileio import is_hdf5
+
+    if not os.path.exists(path):
+        raise WeightsFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise WeightsFileError(f"{path} is a directory, not a weights file")
+    if not is_hdf5(path):
+        raise WeightsFileError(f"{path} is not an HDF5 file (expected a .h5 written by `levit convert`)")
+    return h5py.File(path, "r")
 
 
 def _read_info(path, f) -> WeightsInfo:

@@ -1,0 +1,40 @@
+"""Shared test fixtures: the official fixture files in ../shared, when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+OFFICIAL = SHARED / "fixtures" / "official"
+OFFICIAL_PTH = OFFICIAL / "LeViT_128S_random.pth"
+OFFICIAL_NPZ = OFFICIAL / "LeViT_128S_expected.npz"
+
+
+def relative_error(actual: np.ndarray, reference: np.ndarray) -> float:
+    """max|actual - reference| / max|reference|: the project's error measure."""
+    return float(np.abs(actual.astype(np.float64) - reference).max() / np.abs(reference).max())
+
+
+def assert_close_relative(actual: np.ndarray, reference: np.ndarray, rel: float, what: str = "") -> float:
+    """Assert max|diff| <= rel * max|ref| with assert_allclose (so a failure shows the error), return the error."""
+    assert actual.shape == reference.shape, f"{what}: shape {actual.shape} != {reference.shape}"
+    atol = rel * float(np.abs(reference).max())
+    np.testing.assert_allclose(actual, reference, rtol=0, atol=atol, err_msg=what)
+    return relative_error(actual, reference)
+
+
+@pytest.fixture(scope="session")
+def official_pth() -> Path:
+    if not OFFICIAL_PTH.exists():
+        pytest.skip(f"official fixture not found at {OFFICIAL_PTH} (../shared is absent in a user's clone)")
+    return OFFICIAL_PTH
+
+
+@pytest.fixture(scope="session")
+def official_expected():
+    if not OFFICIAL_NPZ.exists():
+        pytest.skip(f"official fixture outputs not found at {OFFICIAL_NPZ} (../shared is absent)")
+    return dict(np.load(OFFICIAL_NPZ))

@@ -1,0 +1,235 @@
+"""Conversion: layouts, variant inference, strictness, the HDF5 round trip, and the CLI's bad-input handling."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from safetensors.numpy import save_file
+
+import levit_np
+from levit_np.config import VARIANTS
+from levit_np.convert import map_state_dict
+from levit_np.errors import ConversionError, WeightsFileError
+from levit_np.layouts import LAYOUTS
+from levit_np.params import param_shapes, random_params
+from levit_np.weights_file import read_weights, write_weights
+from levit_cli.main import cli
+
+CFG = VARIANTS["levit_128s"]
+
+
+@pytest.fixture(scope="module")
+def params():
+    return random_params(CFG, seed=3)
+
+
+def in_layout(params: dict, layout: str, cfg=CFG) -> dict:
+    """Canonical tensors renamed into a source layout (the inverse of conversion)."""
+    return {source: params[name] for name, source in LAYOUTS[layout].key_map(cfg).items()}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("layout", ["timm", "hf"])
+def test_every_variant_is_inferred_from_shapes(variant, layout):
+    cfg = VARIANTS[variant]
+    shapes = {source: np.zeros(param_shapes(cfg)[name], np.float32)
+              for name, source in LAYOUTS[layout].key_map(cfg).items()}
+    result = map_state_dict(shapes)
+    assert result.config.name == variant
+    assert result.layout.name == layout
+
+
+def test_key_maps_are_one_to_one():
+    for cfg in VARIANTS.values():
+        for layout in LAYOUTS.values():
+            key_map = layout.key_map(cfg)
+            assert list(key_map) == list(param_shapes(cfg))
+            assert len(set(key_map.values())) == len(key_map), layout.name
+
+
+def test_conversion_keeps_every_tensor(params):
+    result = map_state_dict(in_layout(params, "hf"))
+    for name, value in params.items():
+        np.testing.assert_array_equal(result.params[name], value, err_msg=name)
+
+
+def test_hdf5_round_trip(tmp_path, params):
+    path = tmp_path / "m.h5"
+    write_weights(path, CFG, params, source_name="x.pth", source_sha256="ab" * 32, source_layout="timm")
+    info, loaded = read_weights(path)
+    assert info.config == CFG and info.attrs["source_name"] == "x.pth" and info.attrs["source_layout"] == "timm"
+    assert list(loaded) == list(params) or set(loaded) == set(params)
+    for name, value in params.items():
+        np.testing.assert_array_equal(loaded[name], value, err_msg=name)
+    x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype(np.float32)
+    np.testing.assert_array_equal(levit_np.load(path)(x), levit_np.LevitModel(CFG, params)(x))
+
+
+def test_missing_key_is_reported(params):
+    state = in_layout(params, "timm")
+    del state["stages.0.blocks.0.attn.qkv.linear.weight"]
+    with pytest.raises(ConversionError, match="missing key stages.0.blocks.0.attn.qkv.linear.weight"):
+        map_state_dict(state, "levit_128s")
+
+
+def test_extra_key_is_reported(params):
+    state = in_layout(params, "timm")
+    state["stages.0.blocks.0.attn.mystery"] = np.zeros(3, np.float32)
+    with pytest.raises(ConversionError, match="unexpected key stages.0.blocks.0.attn.mystery"):
+        map_state_dict(state)
+
+
+def test_wrong_shape_is_reported(params):
+    state = in_layout(params, "hf")
+    key = "levit.encoder.stages.1.layers.0.module.projection.linear.weight"
+    state[key] = state[key][:, :-1]
+    with pytest.raises(ConversionError, match=r"has shape \(256, 191\), expected \(256, 192\)"):
+        map_state_dict(state)
+
+
+def test_all_problems_in_one_error(params):
+    state = in_layout(params, "timm")
+    del state["head.linear.bias"]
+    state["extra"] = np.zeros(1, np.float32)
+    state["stem.conv2.bn.weight"] = np.zeros(7, np.float32)
+    with pytest.raises(ConversionError) as info:
+        map_state_dict(state, "levit_128s")
+    message = str(info.value)
+    assert "3 problem(s)" in message and "missing key head.linear.bias" in message
+    assert "unexpected key extra" in message and "stem.conv2.bn.weight has shape (7,)" in message
+
+
+def test_unknown_variant_is_rejected(params):
+    with pytest.raises(ConversionError, match="unknown LeViT variant 'levit_999'"):
+        map_state_dict(in_layout(params, "timm"), "levit_999")
+
+
+def test_wrong_variant_is_rejected(params):
+    with pytest.raises(ConversionError, match="does not fit as levit_256"):
+        map_state_dict(in_layout(params, "timm"), "levit_256")
+
+
+def test_unknown_layout_is_rejected():
+    with pytest.raises(ConversionError, match="not a known LeViT checkpoint layout"):
+        map_state_dict({"fc.weight": np.zeros((2, 2), np.float32)})
+
+
+def test_official_bias_index_buffers_are_checked(official_pth):
+    from levit_np.checkpoint_io import read_state_dict
+
+    state = read_state_dict(official_pth)
+    assert map_state_dict(state).config.name == "levit_128s"
+    state["blocks.4.attention_bias_idxs"] = state["blocks.4.attention_bias_idxs"][:, ::-1].copy()
+    with pytest.raises(ConversionError, match="blocks.4.attention_bias_idxs is not the standard"):
+        map_state_dict(state)
+
+
+def test_weights_file_rejects_foreign_hdf5(tmp_path):
+    import h5py
+
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(WeightsFileError, match="not a levit-np weights file"):
+        read_weights(path)
+
+
+# --- the CLI -----------------------------------------------------------------------------------------------
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(map(str, args)))
+
+
+def test_cli_convert_safetensors_and_info(tmp_path, params):
+    src = tmp_path / "model.safetensors"
+    save_file(in_layout(params, "timm"), str(src))
+    out = tmp_path / "out.h5"
+    result = run("convert", src, "-o", out)
+    assert result.exit_code == 0, result.output
+    info = run("info", out, "--json")
+    assert info.exit_code == 0, info.output
+    assert '"variant": "levit_128s"' in info.output and '"source_layout": "timm"' in info.output
+
+
+def assert_one_line_failure(result, needle: str):
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert needle in lines[0], lines[0]
+
+
+def pickled_zip(path, payload) -> None:
+    """A zip shaped like a PyTorch checkpoint whose data.pkl is `payload` pickled (never loaded by us)."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", pickle.dumps(payload, protocol=2))
+        z.writestr("archive/version", "3\n")
+
+
+class Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text", "truncated", "foreign_global", "wrong_shape",
+                                  "directory"])
+def test_cli_convert_bad_input(tmp_path, params, case, official_pth, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / f"{case}.pth"
+    needle = str(src.name)
+    if case == "empty":
+        src.write_bytes(b"")
+    elif case == "text":
+        src.write_text("hello, I am not a checkpoint\n")
+    elif case == "truncated":
+        data = official_pth.read_bytes()
+        src.write_bytes(data[: len(data) // 2])
+    elif case == "foreign_global":
+        pickled_zip(src, {"model": Evil()})
+        needle = "system"
+    elif case == "wrong_shape":
+        state = in_layout(params, "timm")
+        state["head.linear.weight"] = state["head.linear.weight"][:10]
+        src = tmp_path / "wrong.safetensors"
+        save_file(state, str(src))
+        needle = "head.linear.weight has shape (10, 384)"
+    elif case == "directory":
+        src = tmp_path / "adir"
+        src.mkdir()
+        needle = "adir"
+    out = tmp_path / "out.h5"
+    result = run("convert", src, "-o", out)
+    assert_one_line_failure(result, needle)
+    assert not out.exists()
+    assert not (tmp_path / "pwned").exists()
+    assert not list(tmp_path.glob(".out.h5*")), "a temporary file was left behind"
+
+
+def test_cli_verbose_shows_traceback(tmp_path):
+    src = tmp_path / "empty.pth"
+    src.write_bytes(b"")
+    result = run("--verbose", "convert", src, "-o", tmp_path / "o.h5")
+    assert result.exit_code != 0 and result.exc_info is not None
+
+
+def test_cli_failed_conversion_keeps_existing_output(tmp_path, params):
+    out = tmp_path / "out.h5"
+    out.write_bytes(b"previous contents")
+    src = tmp_path / "bad.safetensors"
+    save_file({"fc.weight": np.zeros((2, 2), np.float32)}, str(src))
+    result = run("convert", src, "-o", out)
+    assert result.exit_code != 0
+    assert out.read_bytes() == b"previous contents"
+
+
+def test_cli_info_on_non_weights_file(tmp_path):
+    path = tmp_path / "x.h5"
+    path.write_text("not hdf5")
+    assert_one_line_failure(run("info", path), "x.h5")
