@@ -16,6 +16,7 @@ import numpy as np
 
 from .attention_bias import gather_bias
 from .config import Block, LevitConfig, blocks
+from .input_size import check_input_size
 
 Hook = Callable[[str, np.ndarray], None]
 
@@ -130,6 +131,7 @@ class LevitModel:
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1] != self.config.in_chans:
             raise ValueError(f"expected images of shape (B, {self.config.in_chans}, H, W), got {x.shape}")
+        check_input_size(x.shape[2], x.shape[3], self.config.patch_size)  # any multiple of 16, not only 224
         x = np.ascontiguousarray(x, dtype=np.float32)
         return forward(x, self.config, self.layers, self.kernels, self.bias_for, hook)
 
