@@ -40,11 +40,21 @@ def load_model(weights: Optional[str], model: Optional[str], backend: str = "num
         raise click.UsageError("give either --weights FILE or --model NAME, not both")
     if weights is not None:
         return levit_np.load(weights, backend)
-    from levit_np.hub import fetch
+    from levit_np.errors import WeightsFileError
+    from levit_np.hub import cached_path, fetch
 
-    with download_progress() as progress:
-        path = fetch((model or DEFAULT_MODEL).lower(), progress=progress)
-    return levit_np.load(path, backend)
+    from .console import err
+
+    variant = (model or DEFAULT_MODEL).lower()
+    path = cached_path(variant)
+    if not path.is_file():
+        with download_progress() as progress:
+            fetch(variant, progress=progress)
+        err.print(f"[green]cached[/] {variant} -> {path}", highlight=False)
+    try:
+        return levit_np.load(path, backend)
+    except WeightsFileError as e:
+        raise WeightsFileError(f"{e} (the cached file is damaged: delete it to download it again)") from None
 
 
 @contextlib.contextmanager

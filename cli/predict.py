@@ -1,0 +1,97 @@
+"""`levit predict`: classify photos with ImageNet labels (tables on stdout, or JSON with --json)."""
+
+from __future__ import annotations
+
+import click
+
+from .options import load_model, model_options
+
+PROGRESS_MIN_IMAGES = 8  # show a progress bar on stderr from this many images on
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True)
+@model_options
+@click.option("-k", "--top-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="How many classes to show per image.")
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Images per forward pass.")
+@click.option("--crop-pct", type=click.FloatRange(0, 1, min_open=True), default=0.875, show_default=True,
+              help="Resize the shorter side to 224/crop_pct before the 224 centre crop (official 0.875, timm 0.9).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per image in input order.")
+@click.pass_context
+def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, model: str | None, k: int,
+            batch_size: int, crop_pct: float, as_json: bool, backend: str = "numpy") -> None:
+    """Classify IMAGES: files, directories (searched recursively for image files) or globs (`photos/*.jpg`,
+    `photos/**/*.png`; quote them to let levit expand them).
+
+    Uses --weights FILE, or the official weights of --model (default levit_128s), downloaded and converted
+    into the cache ($LEVIT_HOME) on first use. An image that cannot be read gets an error entry and the
+    others are still classified; the exit code is 1 if any image failed.
+    """
+    from rich.markup import escape
+
+    from levit_np.classify import ImageResult, classify
+
+    from .console import err, print_json
+    from .inputs import expand
+
+    verbose = bool((ctx.obj or {}).get("verbose"))
+    inputs = expand(list(images))
+    net = load_model(weights, model, backend)
+    paths = [item.path for item in inputs if item.error is None]
+    with _progress(len(paths)) as on_progress:
+        classified = iter(classify(net, paths, k=k, batch_size=batch_size, crop_pct=crop_pct,
+                                   on_progress=on_progress, raise_unexpected=verbose))
+        results = [ImageResult(item.path, error=item.error) if item.error else next(classified) for item in inputs]
+    failed = [result for result in results if result.error is not None]
+    if as_json:
+        print_json([result.to_json() for result in results])
+    else:
+        for result in results:
+            if result.error is not None:
+                err.print(f"[red]error:[/] {escape(result.error)}", highlight=False)
+            else:
+                _print_table(result)
+        if failed:
+            err.print(f"{len(failed)} of {len(results)} images failed", highlight=False)
+    if failed:
+        ctx.exit(1)
+
+
+def _print_table(result) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from .console import out
+
+    table = Table(title=Text(result.image), title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("index", justify="right")
+    table.add_column("wnid")
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    for rank, p in enumerate(result.predictions, 1):
+        table.add_row(str(rank), str(p.index), p.wnid, Text(p.label), f"{p.probability:.4f}")
+    out.print(table)
+
+
+def _progress(total: int):
+    """A context manager yielding `on_progress(done, total)`: a transient bar on stderr for many images."""
+    import contextlib
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .console import err
+
+    if total < PROGRESS_MIN_IMAGES:
+        return contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def bar():
+        with Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err, transient=True) as progress:
+            task = progress.add_task("classifying", total=total)
+            yield lambda done, _total: progress.update(task, completed=done)
+
+    return bar()

@@ -1,0 +1,136 @@
+"""Named models: official release weights, downloaded once, checked, converted and cached as `<variant>.h5`.
+
+    cache folder   $LEVIT_HOME, else the user cache dir (platformdirs) / "levit-np"
+    cached model   <cache>/<variant>.h5, e.g. ~/.cache/levit-np/levit_128s.h5
+    source URL     the official URL from `levit_weights.registry()`; $LEVIT_WEIGHTS_URL replaces its base
+                   (everything before the file name), for mirrors and for tests
+
+The release file is streamed into a hidden temporary folder inside the cache (same disk as the result), its
+sha256 is computed on the way and must start with the 8 hex digits in its file name, then it is converted
+with `convert_checkpoint`, which writes the `.h5` atomically. The `.pth` itself is deleted afterwards: the
+`.h5` holds every tensor plus the source's name and sha256, so keeping both would only double the disk use.
+Any failure (offline, HTTP error, short read, checksum mismatch) raises `WeightsUnavailable`, whose one-line
+message names the URL and the `levit convert` command that does the job by hand; nothing is left in the cache.
+
+No click or rich here: download progress goes to an optional `progress(file_name, done_bytes, total_bytes)`
+callback (`total_bytes` is None when the server sends no Content-Length).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import LevitError
+
+ENV_HOME = "LEVIT_HOME"
+ENV_WEIGHTS_URL = "LEVIT_WEIGHTS_URL"
+CHUNK = 1 << 20
+TIMEOUT_SECONDS = 30.0
+
+Progress = Callable[[str, int, Optional[int]], None]
+
+
+class WeightsUnavailable(LevitError):
+    """Official weights could not be downloaded or failed their checksum; the message says what to do instead."""
+
+
+def cache_dir() -> Path:
+    """Where converted named models live: $LEVIT_HOME, else the platform's user cache dir / levit-np."""
+    home = os.environ.get(ENV_HOME)
+    if home:
+        return Path(home).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("levit-np", appauthor=False))
+
+
+def cached_path(variant: str) -> Path:
+    """The cache file of a named model (it may not exist yet)."""
+    return cache_dir() / f"{variant}.h5"
+
+
+def known_checkpoint(variant: str):
+    """The registry entry of `variant`, or a one-line error listing the known names."""
+    from levit_weights import registry
+
+    known = registry()
+    if variant not in known:
+        raise LevitError(f"no official weights known for {variant!r}; known: {', '.join(known)}")
+    return known[variant]
+
+
+def source_url(variant: str) -> str:
+    """The URL the release file of `variant` is downloaded from (official, or under $LEVIT_WEIGHTS_URL)."""
+    ckpt = known_checkpoint(variant)
+    base = os.environ.get(ENV_WEIGHTS_URL)
+    return f"{base.rstrip('/')}/{ckpt.file}" if base else ckpt.url
+
+
+def fetch(variant: str, progress: Optional[Progress] = None, timeout: float = TIMEOUT_SECONDS) -> Path:
+    """The cached `.h5` of `variant`; downloaded, checked and converted first when it is not cached yet."""
+    target = cached_path(variant)
+    if target.is_file():
+        return target
+    ckpt = known_checkpoint(variant)
+    url = source_url(variant)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as tmp:
+        downloaded = Path(tmp) / ckpt.file
+        try:
+            digest = download(url, downloaded, progress, timeout)
+        except WeightsUnavailable as e:
+            raise WeightsUnavailable(f"{e}. {remedy(variant, url)}") from None
+        if not digest.startswith(ckpt.sha256_prefix):
+            raise WeightsUnavailable(
+                f"checksum mismatch for {url}: sha256 {digest[:16]}... does not start with {ckpt.sha256_prefix} "
+                f"(damaged download or wrong file); nothing was cached. {remedy(variant, url)}")
+        from .convert import convert_checkpoint
+
+        convert_checkpoint(downloaded, target, variant)
+    return target
+
+
+def remedy(variant: str, url: str) -> str:
+    """What a user can do by hand when the automatic download fails."""
+    name = url.rsplit("/", 1)[-1]
+    return (f"Download {url} (its sha256 must start with {known_checkpoint(variant).sha256_prefix}), then run: "
+            f"levit convert {name} -o {cached_path(variant)}")
+
+
+def download(url: str, dest: Path, progress: Optional[Progress] = None,
+             timeout: float = TIMEOUT_SECONDS) -> str:
+    """Stream `url` into `dest` and return its hex sha256; raise WeightsUnavailable on any network failure."""
+    digest = hashlib.sha256()
+    name = dest.name
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as f:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            done = 0
+            for block in iter(lambda: response.read(CHUNK), b""):
+                f.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress is not None:
+                    progress(name, done, total)
+    except urllib.error.HTTPError as e:
+        raise WeightsUnavailable(f"cannot download {url}: HTTP {e.code} {e.reason}") from None
+    except urllib.error.URLError as e:
+        raise WeightsUnavailable(f"cannot download {url}: {_reason(e.reason)} (offline?)") from None
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        raise WeightsUnavailable(f"cannot download {url}: {_reason(e)}") from None
+    if total is not None and done != total:
+        raise WeightsUnavailable(f"cannot download {url}: connection closed after {done} of {total} bytes")
+    return digest.hexdigest()
+
+
+def _reason(e) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
