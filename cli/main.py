@@ -15,6 +15,7 @@ import click
 COMMANDS = {
     "convert": "levit_cli.convert:convert",
     "info": "levit_cli.info:info",
+    "predict": "levit_cli.predict:predict",
 }
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
