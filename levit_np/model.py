@@ -28,8 +28,7 @@ def stem(x: np.ndarray, layers: dict, k) -> np.ndarray:
     return x
 
 
-def attention_block(x: np.ndarray, grid: tuple[int, int], block: Block, layers: dict, bias: np.ndarray,
-                    k) -> np.ndarray:
+def attention_block(x: np.ndarray, block: Block, layers: dict, bias: np.ndarray, k) -> np.ndarray:
     """Multi-head self-attention with the attention bias; the caller adds the residual. (B, N, C) -> (B, N, C)"""
     b, n, _ = x.shape
     h, kd, d = block.num_heads, block.key_dim, block.value_dim
@@ -85,7 +84,7 @@ def forward(x: np.ndarray, cfg: LevitConfig, layers: dict, k, bias_for: Callable
     x = x.reshape(b, c, gh * gw).transpose(0, 2, 1)  # (B, N, C), token = row * W + col
     for block in blocks(cfg):
         if block.kind == "attn":
-            x = x + attention_block(x, grid, block, layers, bias_for(block, grid, grid, 1), k)
+            x = x + attention_block(x, block, layers, bias_for(block, grid, grid, 1), k)
         elif block.kind == "mlp":
             x = x + mlp_block(x, block, layers, k)
         else:
