@@ -16,6 +16,8 @@ COMMANDS = {
     "convert": "levit_cli.convert:convert",
     "info": "levit_cli.info:info",
     "predict": "levit_cli.predict:predict",
+    "bias": "levit_cli.bias:bias",
+    "trace": "levit_cli.trace:trace",
 }
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")

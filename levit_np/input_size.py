@@ -61,15 +61,16 @@ def preprocess_hw(image, height: int, width: int, crop_pct: float = 0.875) -> np
     Otherwise the image is resized (bicubic, aspect kept) until it covers floor(H / crop_pct) x
     floor(W / crop_pct), then centre-cropped to H x W: the same "crop 87.5% of the middle" rule, per side.
     """
-    from . import preprocess as pp
+    from .preprocess import (open_image, preprocess, resize_shorter_side, resize_size, to_normalized_array,
+                             to_rgb)
 
     check_input_size(height, width)
     if height == width:
-        return pp.preprocess(image, size=height, crop_pct=crop_pct)
+        return preprocess(image, size=height, crop_pct=crop_pct)
     if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-        image = pp.open_image(image)
-    img = pp.to_rgb(image)
-    short = cover_short_side(img.size, pp.resize_size(height, crop_pct), pp.resize_size(width, crop_pct))
-    img = pp.resize_shorter_side(img, short)
+        image = open_image(image)
+    img = to_rgb(image)
+    short = cover_short_side(img.size, resize_size(height, crop_pct), resize_size(width, crop_pct))
+    img = resize_shorter_side(img, short)
     img = img.crop(center_crop_box_hw(img.size, height, width))
-    return pp.to_normalized_array(img)
+    return to_normalized_array(img)

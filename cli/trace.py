@@ -1,0 +1,97 @@
+"""`levit trace`: one image through the model, block by block: shapes, statistics, times, and the PyTorch diff."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from .inspect_options import checked_size, load_any_model, random_model_options, size_option
+from .options import model_options
+
+DIVERGENCE = 1e-4  # relative difference above which a block counts as parting from the reference
+
+
+@click.command()
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@model_options
+@random_model_options
+@size_option
+@click.option("--crop-pct", type=click.FloatRange(0, 1, min_open=True), default=0.875, show_default=True,
+              help="Resize to size/crop_pct before the centre crop (official 0.875).")
+@click.option("--against-torch", is_flag=True,
+              help="Also run the official architecture in PyTorch (Hugging Face transformers) with the same "
+                   "weights and print the max difference per block. Needs levit-np[reference]; square sizes only.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
+              help="Keep every intermediate in this .npz (the input as 'input'; the reference's as 'torch/<name>').")
+@click.option("--backend", default="numpy", show_default=True, help="Kernel backend to trace.")
+@click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
+def trace(image: str, weights: Optional[str], model: Optional[str], random_variant: Optional[str], seed: int,
+          size: Optional[tuple[int, int]], crop_pct: float, against_torch: bool, save_path: Optional[str],
+          backend: str, as_json: bool) -> None:
+    """Run IMAGE through the model and print, block by block, the output shape, mean, std, min, max and time.
+
+    Times are from a second pass (the first fills the attention-bias cache). With --against-torch the last
+    columns show max|ours - torch| per block, absolute and relative to max|torch|; the first block above
+    1e-4 is where the two implementations part.
+    """
+    import numpy as np
+
+    from levit_np.input_size import preprocess_hw
+    from levit_np.tracing import first_divergence, max_differences, timed_trace
+
+    from .console import err, print_json
+
+    height, width = checked_size(size)
+    net = load_any_model(weights, model, random_variant, seed, backend)
+    x = preprocess_hw(image, height, width, crop_pct)[None]  # (1, 3, H, W)
+    steps = timed_trace(net, x)
+    reference = diffs = None
+    if against_torch:
+        from levit_np.torch_reference import hf_model, hf_trace
+
+        reference = hf_trace(hf_model(net.config, net.params, (height, width)), net.config, x)
+        diffs = max_differences(steps, reference)
+    if save_path:
+        from levit_np.fileio import atomic_output
+
+        arrays = {"input": x, **{step.name: step.value for step in steps}}
+        arrays.update({f"torch/{name}": value for name, value in (reference or {}).items()})
+        with atomic_output(save_path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        err.print(f"[green]wrote[/] {save_path}: {len(arrays)} arrays", highlight=False)
+    if as_json:
+        print_json({"image": image, "variant": net.config.name, "input_size": [height, width],
+                    "blocks": [{"name": s.name, **s.stats(), "ms": s.seconds * 1e3,
+                                **({"max_diff": diffs[s.name][0], "rel_diff": diffs[s.name][1]}
+                                   if diffs and diffs[s.name] else {})} for s in steps]})
+        return
+    _print_table(image, net.config.name, (height, width), steps, diffs)
+    if diffs is not None:
+        parted = first_divergence(diffs, DIVERGENCE)
+        err.print(f"first block above {DIVERGENCE:g} relative difference: {parted}" if parted else
+                  f"every block within {DIVERGENCE:g} of PyTorch (max relative difference "
+                  f"{max(d[1] for d in diffs.values()):.2g})", highlight=False)
+
+
+def _print_table(image: str, variant: str, size: tuple[int, int], steps, diffs) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from .console import out
+
+    table = Table(title=Text(f"{image}: {variant} at {size[0]}x{size[1]}"), title_justify="left")
+    for column in ("block", "shape", "mean", "std", "min", "max", "ms"):
+        table.add_column(column, justify="left" if column in ("block", "shape") else "right", no_wrap=True)
+    if diffs is not None:
+        table.add_column("max|diff| torch", justify="right", no_wrap=True)
+        table.add_column("relative", justify="right", no_wrap=True)
+    for step in steps:
+        s = step.stats()
+        row = [step.name, "x".join(map(str, s["shape"])), f"{s['mean']:+.4f}", f"{s['std']:.4f}",
+               f"{s['min']:+.3f}", f"{s['max']:+.3f}", f"{step.seconds * 1e3:.2f}"]
+        if diffs is not None:
+            d = diffs[step.name]
+            row += ["-", "-"] if d is None else [f"{d[0]:.2e}", f"{d[1]:.2e}"]
+        table.add_row(*row)
+    out.print(table)

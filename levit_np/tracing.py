@@ -1,0 +1,70 @@
+"""Layer-by-layer traces: every named block's output with its statistics and time, and where two traces part.
+
+Built on the model's one hook (`LevitModel.__call__(x, hook)`), which reports 'stem', every block of
+`config.blocks` (e.g. 'stages.0.blocks.1.attn', 'stages.1.downsample.attn'), 'pool' and 'logits'.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named output of the forward pass and the time spent since the previous one."""
+
+    name: str
+    value: np.ndarray
+    seconds: float
+
+    def stats(self) -> dict:
+        """shape, mean, std, min, max of the output (statistics in float64)."""
+        v = self.value.astype(np.float64)
+        return {"shape": list(self.value.shape), "mean": float(v.mean()), "std": float(v.std()),
+                "min": float(v.min()), "max": float(v.max())}
+
+
+def timed_trace(model, x: np.ndarray, warmup: bool = True) -> list[Step]:
+    """Run `model` on x (B, 3, H, W) and return every named output with the time it took, in order.
+
+    With `warmup`, a first untimed pass fills the bias cache (and compiles a JIT backend) so that the times
+    are those of a steady-state call. Copying each output is excluded from the times.
+    """
+    if warmup:
+        model(x)
+    steps: list[Step] = []
+    clock = [time.perf_counter()]
+
+    def hook(name: str, value: np.ndarray) -> None:
+        elapsed = time.perf_counter() - clock[0]
+        steps.append(Step(name, np.array(value), elapsed))
+        clock[0] = time.perf_counter()
+
+    model(x, hook=hook)
+    return steps
+
+
+def max_differences(steps: list[Step], reference: dict[str, np.ndarray]) -> dict[str, Optional[tuple[float, float]]]:
+    """Per step: (max |ours - reference|, that divided by max |reference|), or None when the reference lacks it."""
+    out: dict[str, Optional[tuple[float, float]]] = {}
+    for step in steps:
+        ref = reference.get(step.name)
+        if ref is None or ref.shape != step.value.shape:
+            out[step.name] = None
+            continue
+        diff = float(np.abs(step.value.astype(np.float64) - ref).max())
+        scale = float(np.abs(ref).max())
+        out[step.name] = (diff, diff / scale if scale else diff)
+    return out
+
+
+def first_divergence(differences: dict[str, Optional[tuple[float, float]]], rel: float = 1e-4) -> Optional[str]:
+    """The first step whose relative difference exceeds `rel` (or that the reference lacks), else None."""
+    for name, diff in differences.items():
+        if diff is None or diff[1] > rel:
+            return name
+    return None
