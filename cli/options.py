@@ -40,7 +40,7 @@ def load_model(weights: Optional[str], model: Optional[str], backend: str = "num
         raise click.UsageError("give either --weights FILE or --model NAME, not both")
     if weights is not None:
         return levit_np.load(weights, backend)
-    from levit_np.errors import WeightsFileError
+    from levit_np.errors import LevitError, WeightsFileError
     from levit_np.hub import cached_path, fetch
 
     from .console import err
@@ -50,11 +50,11 @@ def load_model(weights: Optional[str], model: Optional[str], backend: str = "num
     if not path.is_file():
         with download_progress() as progress:
             fetch(variant, progress=progress)
-        err.print(f"[green]cached[/] {variant} -> {path}", highlight=False)
+        err.print(f"[green]cached[/] {variant} -> {path}", highlight=False, soft_wrap=True)
     try:
         return levit_np.load(path, backend)
-    except WeightsFileError as e:
-        raise WeightsFileError(f"{e} (the cached file is damaged: delete it to download it again)") from None
+    except LevitError as e:
+        raise WeightsFileError(f"the cached file is damaged, delete it to download it again: {e}") from None
 
 
 @contextlib.contextmanager

@@ -50,11 +50,11 @@ def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, mo
     else:
         for result in results:
             if result.error is not None:
-                err.print(f"[red]error:[/] {escape(result.error)}", highlight=False)
+                err.print(f"[red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
             else:
                 _print_table(result)
         if failed:
-            err.print(f"{len(failed)} of {len(results)} images failed", highlight=False)
+            err.print(f"{len(failed)} of {len(results)} images failed", highlight=False, soft_wrap=True)
     if failed:
         ctx.exit(1)
 
