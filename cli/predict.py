@@ -16,7 +16,7 @@ PROGRESS_MIN_IMAGES = 8  # show a progress bar on stderr from this many images o
               help="How many classes to show per image.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Images per forward pass.")
-@click.option("--crop-pct", type=click.FloatRange(0, 1, min_open=True), default=0.875, show_default=True,
+@click.option("--crop-pct", type=click.FloatRange(0.25, 1.0), default=0.875, show_default=True,
               help="Resize the shorter side to 224/crop_pct before the 224 centre crop (official 0.875, timm 0.9).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per image in input order.")
 @click.pass_context

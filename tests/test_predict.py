@@ -167,6 +167,18 @@ def test_json_structure_and_input_order(fixture_model, fixture_h5, tmp_path):
         np.testing.assert_allclose(got, np.sort(row)[::-1][:3], rtol=0, atol=1e-6)
 
 
+def test_crop_pct_changes_the_resize(fixture_model, fixture_h5):
+    photo = str(IMAGES / "coral" / "grace_hopper.bmp")
+    result = run("--weights", str(fixture_h5), "--json", "-k", "1000", "--crop-pct", "0.9", photo)
+    assert result.exit_code == 0, result.output
+    got = np.zeros(1000)
+    for p in json.loads(result.stdout)[0]["predictions"]:
+        got[p["index"]] = p["probability"]
+    timm_style, official = (softmax(fixture_model(preprocess(photo, crop_pct=c)[None]))[0] for c in (0.9, 0.875))
+    np.testing.assert_allclose(got, timm_style, rtol=0, atol=1e-6)
+    assert np.abs(got - official).max() > 1e-4  # 0.9 really is a different input than 0.875
+
+
 def test_table_output(fixture_h5):
     photo = str(IMAGES / "coral" / "cat.bmp")
     result = run("--weights", str(fixture_h5), "-k", "2", photo)
@@ -307,3 +319,22 @@ def test_a_directory_and_a_glob_through_the_cli(fixture_h5, tmp_path):
     for entry in entries[1:3]:
         np.testing.assert_allclose([(p["index"], p["probability"]) for p in entry["predictions"]], first,
                                    rtol=0, atol=1e-6)
+
+
+def test_an_unexpected_failure_stays_with_its_image_unless_verbose(fixture_model, monkeypatch):
+    import levit_np.classify as classify_module
+
+    photos = [str(IMAGES / "coral" / "cat.bmp"), str(IMAGES / "coral" / "bird.bmp")]
+    real = classify_module.preprocess
+
+    def flaky(path, **kwargs):
+        if path.endswith("bird.bmp"):
+            raise RuntimeError("decoder bug")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(classify_module, "preprocess", flaky)
+    results = list(classify_module.classify(fixture_model, photos, k=2))
+    assert results[0].predictions is not None and len(results[0].predictions) == 2
+    assert results[1].error == f"{photos[1]}: RuntimeError: decoder bug"
+    with pytest.raises(RuntimeError, match="decoder bug"):
+        list(classify_module.classify(fixture_model, photos, raise_unexpected=True))
