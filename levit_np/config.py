@@ -28,6 +28,12 @@ class LevitConfig:
     patch_size: int = 16  # total stride of the convolutional stem (four stride-2 convs)
     in_chans: int = 3
     num_classes: int = 1000
+    # Architecture switches for the paper's Table 5 ablations (levit_np/ablations.py); the defaults are LeViT.
+    stem_kind: str = "conv4"  # "conv4": four 3x3 stride-2 convs; "patch16": one 16x16 stride-16 conv (A2)
+    norm: str = "bn"  # "bn": BatchNorm after every linear; "ln": pre-LayerNorm per block, linears with bias (A3)
+    position: str = "bias"  # "bias": attention bias per block; "absolute": one learned embedding added to the tokens (A5)
+    attn_activation: bool = True  # Hardswish between the attention product and proj (off in A7)
+    down_num_heads: tuple[int, ...] | None = None  # heads of each shrink block; None: C_in / D (A6 sets them)
 
     @property
     def num_stages(self) -> int:
@@ -43,6 +49,8 @@ class LevitConfig:
 
     def down_heads(self, stage: int) -> int:
         """Heads of the shrink block that opens `stage` (>= 1): C_in / D, as in the official down_ops."""
+        if self.down_num_heads is not None:
+            return self.down_num_heads[stage - 1]
         return self.embed_dims[stage - 1] // self.key_dim
 
     def to_dict(self) -> dict:
@@ -103,6 +111,7 @@ class Block:
     key_dim: int = 0
     value_dim: int = 0  # d, the per-head value width
     hidden_dim: int = 0  # MLP hidden width
+    attn_activation: bool = True  # Hardswish before proj (attention blocks; False only in ablation A7)
 
 
 def blocks(cfg: LevitConfig) -> Iterator[Block]:
@@ -118,12 +127,12 @@ def blocks(cfg: LevitConfig) -> Iterator[Block]:
             prev = cfg.embed_dims[s - 1]
             heads = cfg.down_heads(s)
             yield Block(f"stages.{s}.downsample.attn", "down", s, prev, dim, res[s - 1], heads, cfg.key_dim,
-                        cfg.down_attn_ratio * cfg.key_dim)
+                        cfg.down_attn_ratio * cfg.key_dim, attn_activation=cfg.attn_activation)
             yield Block(f"stages.{s}.downsample.mlp", "mlp", s, dim, dim, res[s],
                         hidden_dim=dim * cfg.down_mlp_ratio)
         for j in range(cfg.depths[s]):
             yield Block(f"stages.{s}.blocks.{j}.attn", "attn", s, dim, dim, res[s], cfg.num_heads[s], cfg.key_dim,
-                        cfg.attn_ratio * cfg.key_dim)
+                        cfg.attn_ratio * cfg.key_dim, attn_activation=cfg.attn_activation)
             yield Block(f"stages.{s}.blocks.{j}.mlp", "mlp", s, dim, dim, res[s], hidden_dim=dim * cfg.mlp_ratio)
 
 
@@ -131,3 +140,26 @@ def stem_channels(cfg: LevitConfig) -> tuple[int, ...]:
     """Channels through the stem: 3 -> C/8 -> C/4 -> C/2 -> C."""
     c = cfg.embed_dims[0]
     return (cfg.in_chans, c // 8, c // 4, c // 2, c)
+
+
+@dataclass(frozen=True)
+class StemConv:
+    """One conv (+BN) of the stem: its name, widths and geometry."""
+
+    name: str  # e.g. "stem.conv1"
+    cin: int
+    cout: int
+    kernel: int
+    stride: int
+    padding: int
+    activation: bool  # Hardswish after the BN
+
+
+def stem_convs(cfg: LevitConfig) -> tuple[StemConv, ...]:
+    """The stem as data: LeViT's four 3x3 stride-2 convs (no activation after the last), or ViT's 16x16 patch conv."""
+    if cfg.stem_kind == "patch16":
+        return (StemConv("stem.conv1", cfg.in_chans, cfg.embed_dims[0], cfg.patch_size, cfg.patch_size, 0, False),)
+    if cfg.stem_kind != "conv4":
+        raise ValueError(f"unknown stem_kind {cfg.stem_kind!r}; choose conv4 or patch16")
+    chans = stem_channels(cfg)
+    return tuple(StemConv(f"stem.conv{i + 1}", chans[i], chans[i + 1], 3, 2, 1, i < 3) for i in range(4))

@@ -15,16 +15,19 @@ from typing import Callable, Optional
 import numpy as np
 
 from .attention_bias import gather_bias
-from .config import Block, LevitConfig, blocks
+from .config import Block, LevitConfig, StemConv, blocks, stem_convs
 from .input_size import check_input_size
 
 Hook = Callable[[str, np.ndarray], None]
 
 
-def stem(x: np.ndarray, layers: dict, k) -> np.ndarray:
-    """Four stride-2 3x3 convs with BN, Hardswish after the first three. (B, 3, H, W) -> (B, C, H/16, W/16)"""
-    for i in range(1, 5):
-        x = k.conv_bn(x, layers[f"stem.conv{i}"], stride=2, padding=1, activation=i < 4)
+def stem(x: np.ndarray, layers: dict, k, convs: tuple[StemConv, ...]) -> np.ndarray:
+    """Four stride-2 3x3 convs with BN, Hardswish after the first three. (B, 3, H, W) -> (B, C, H/16, W/16)
+
+    (`convs` = config.stem_convs; the ablation A2 has one 16x16 stride-16 conv instead.)
+    """
+    for conv in convs:
+        x = k.conv_bn(x, layers[conv.name], stride=conv.stride, padding=conv.padding, activation=conv.activation)
     return x
 
 
@@ -35,8 +38,13 @@ def attention_block(x: np.ndarray, block: Block, layers: dict, bias: np.ndarray,
     qkv = k.linear_bn(x, layers[f"{block.name}.qkv"]).reshape(b, n, h, 2 * kd + d)  # head-interleaved channels
     qkv = qkv.transpose(0, 2, 1, 3)  # (B, h, N, 2kd+d)
     q, key, v = qkv[..., :kd], qkv[..., kd:2 * kd], qkv[..., 2 * kd:]
-    out = k.attention(q, key, v, bias, layers[f"{block.name}.scale"])  # (B, N, h*d), Hardswish applied
+    out = k.attention(q, key, v, bias, layers[f"{block.name}.scale"], **_activation(block))  # (B, N, h*d)
     return k.linear_bn(out, layers[f"{block.name}.proj"])
+
+
+def _activation(block: Block) -> dict:
+    """Keyword for `k.attention`: nothing for LeViT (Hardswish on), activation=False for the ablation A7."""
+    return {} if block.attn_activation else {"activation": False}
 
 
 def subsample(x: np.ndarray, grid: tuple[int, int], stride: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
@@ -59,8 +67,17 @@ def shrink_attention_block(x: np.ndarray, grid: tuple[int, int], block: Block, l
     x_sub, q_grid = subsample(x, grid)  # (B, N', C_in)
     n_q = x_sub.shape[1]
     q = k.linear_bn(x_sub, layers[f"{block.name}.q"]).reshape(b, n_q, h, kd).transpose(0, 2, 1, 3)  # (B, h, N', kd)
-    out = k.attention(q, key, v, bias_for(block, q_grid, grid, 2), layers[f"{block.name}.scale"])  # (B, N', h*d)
+    out = k.attention(q, key, v, bias_for(block, q_grid, grid, 2), layers[f"{block.name}.scale"],
+                      **_activation(block))  # (B, N', h*d)
     return k.linear_bn(out, layers[f"{block.name}.proj"]), q_grid
+
+
+def absolute_position(pos_embed: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """DeiT-style position embedding (ablation A5), defined only at its training grid. (1, N, C) -> (1, N, C)"""
+    if pos_embed.shape[1] != grid[0] * grid[1]:
+        raise ValueError(f"the absolute position embedding has {pos_embed.shape[1]} tokens; "
+                         f"this input gives a {grid[0]}x{grid[1]} grid")
+    return pos_embed
 
 
 def mlp_block(x: np.ndarray, block: Block, layers: dict, k) -> np.ndarray:
@@ -77,18 +94,21 @@ def forward(x: np.ndarray, cfg: LevitConfig, layers: dict, k, bias_for: Callable
     the gathered attention bias (h, Nq, Nk); `hook(name, array)` sees every named block's output.
     """
     emit = hook or (lambda name, value: None)
-    x = stem(x, layers, k)  # (B, C, H/16, W/16)
+    x = stem(x, layers, k, stem_convs(cfg))  # (B, C, H/16, W/16)
     emit("stem", x)
     b, c, gh, gw = x.shape
     grid = (gh, gw)
     x = x.reshape(b, c, gh * gw).transpose(0, 2, 1)  # (B, N, C), token = row * W + col
+    if cfg.position == "absolute":  # ablation A5: one learned embedding per token instead of attention biases
+        x = x + absolute_position(layers["pos_embed"], grid)
     for block in blocks(cfg):
+        y = k.layernorm(x, layers[f"{block.name}.norm"]) if cfg.norm == "ln" else x  # pre-LayerNorm: ablation A3
         if block.kind == "attn":
-            x = x + attention_block(x, block, layers, bias_for(block, grid, grid, 1), k)
+            x = x + attention_block(y, block, layers, bias_for(block, grid, grid, 1), k)
         elif block.kind == "mlp":
-            x = x + mlp_block(x, block, layers, k)
+            x = x + mlp_block(y, block, layers, k)
         else:
-            x, grid = shrink_attention_block(x, grid, block, layers, k, bias_for)
+            x, grid = shrink_attention_block(y, grid, block, layers, k, bias_for)
         emit(block.name, x)
     pooled = x.mean(axis=1)  # (B, C): the average token
     emit("pool", pooled)
@@ -107,8 +127,12 @@ class BiasCache:
     def __call__(self, block: Block, q_grid: tuple[int, int], k_grid: tuple[int, int], stride: int) -> np.ndarray:
         key = (block.name, q_grid, k_grid)
         if key not in self._cache:
-            table = self._layers[f"{block.name}.attention_biases"]
-            self._cache[key] = np.ascontiguousarray(gather_bias(table, q_grid, k_grid, stride), dtype=np.float32)
+            table = self._layers.get(f"{block.name}.attention_biases")
+            if table is None:  # ablation A5 has no attention biases: a zero bias keeps one attention kernel
+                bias = np.zeros((block.num_heads, q_grid[0] * q_grid[1], k_grid[0] * k_grid[1]), np.float32)
+            else:
+                bias = gather_bias(table, q_grid, k_grid, stride)
+            self._cache[key] = np.ascontiguousarray(bias, dtype=np.float32)
         return self._cache[key]
 
 

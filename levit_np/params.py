@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import Block, LevitConfig, blocks, stem_channels
+from .config import Block, LevitConfig, blocks, stem_convs
 
 BN_LEAVES = ("bn.weight", "bn.bias", "bn.running_mean", "bn.running_var")
 
@@ -34,6 +34,12 @@ def _head(shapes: dict, prefix: str, dim: int, classes: int) -> None:
     shapes[f"{prefix}.bias"] = (classes,)
 
 
+def _linear(shapes: dict, prefix: str, weight_shape: tuple[int, ...]) -> None:
+    """A linear with bias and no BatchNorm (the LayerNorm ablation A3)."""
+    shapes[f"{prefix}.weight"] = weight_shape
+    shapes[f"{prefix}.bias"] = (weight_shape[0],)
+
+
 def block_layers(block: Block) -> dict[str, tuple[int, ...]]:
     """The layers of one block: {sub-name: weight shape}, in checkpoint order."""
     h, kd, d = block.num_heads, block.key_dim, block.value_dim
@@ -47,14 +53,18 @@ def block_layers(block: Block) -> dict[str, tuple[int, ...]]:
 def param_shapes(cfg: LevitConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor of the model, name -> shape, in checkpoint order."""
     shapes: dict[str, tuple[int, ...]] = {}
-    chans = stem_channels(cfg)
-    for i in range(4):
-        _layer(shapes, f"stem.conv{i + 1}", (chans[i + 1], chans[i], 3, 3))
+    for conv in stem_convs(cfg):
+        _layer(shapes, conv.name, (conv.cout, conv.cin, conv.kernel, conv.kernel))
+    if cfg.position == "absolute":
+        shapes["pos_embed"] = (1, cfg.resolutions[0] ** 2, cfg.embed_dims[0])
+    add_layer = _linear if cfg.norm == "ln" else _layer
     for block in blocks(cfg):
-        if block.kind in ("attn", "down"):
+        if cfg.norm == "ln":
+            shapes[f"{block.name}.norm.weight"] = shapes[f"{block.name}.norm.bias"] = (block.dim_in,)
+        if block.kind in ("attn", "down") and cfg.position == "bias":
             shapes[f"{block.name}.attention_biases"] = (block.num_heads, block.resolution ** 2)
         for sub, shape in block_layers(block).items():
-            _layer(shapes, f"{block.name}.{sub}", shape)
+            add_layer(shapes, f"{block.name}.{sub}", shape)
     _head(shapes, "head", cfg.embed_dims[-1], cfg.num_classes)
     _head(shapes, "head_dist", cfg.embed_dims[-1], cfg.num_classes)
     return shapes
@@ -62,8 +72,9 @@ def param_shapes(cfg: LevitConfig) -> dict[str, tuple[int, ...]]:
 
 def layer_names(cfg: LevitConfig) -> list[str]:
     """Prefixes of every layer (conv/linear + BN, and the two heads), in order."""
-    names = [f"stem.conv{i + 1}" for i in range(4)]
+    names = [conv.name for conv in stem_convs(cfg)]
     for block in blocks(cfg):
+        names += [f"{block.name}.norm"] if cfg.norm == "ln" else []
         names += [f"{block.name}.{sub}" for sub in block_layers(block)]
     return names + ["head", "head_dist"]
 
@@ -75,7 +86,7 @@ def group_layers(cfg: LevitConfig, params: dict[str, np.ndarray]) -> dict:
         grouped[prefix] = {name[len(prefix) + 1:]: params[name] for name in params
                            if name.startswith(prefix + ".") and name.count(".") - prefix.count(".") <= 2}
     for name, value in params.items():
-        if name.endswith(".attention_biases"):
+        if name.endswith(".attention_biases") or name == "pos_embed":
             grouped[name] = value
     return grouped
 
@@ -98,7 +109,7 @@ def random_params(cfg: LevitConfig, seed: int = 0) -> dict[str, np.ndarray]:
     for name, shape in param_shapes(cfg).items():
         if name.endswith("attention_biases"):
             value = rng.normal(0, 1.5, shape)
-        elif name.endswith("bn.weight"):
+        elif name.endswith(("bn.weight", "norm.weight")):
             value = rng.uniform(0.5, 1.5, shape)
         elif name.endswith("bn.running_var"):
             value = rng.uniform(0.5, 2.0, shape)

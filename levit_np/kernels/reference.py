@@ -29,10 +29,29 @@ def batchnorm(x: np.ndarray, layer: dict, axis: int = -1) -> np.ndarray:
     return (x - layer["bn.running_mean"].reshape(shape)) * scale + layer["bn.bias"].reshape(shape)
 
 
+def linear(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarray:
+    """Linear with bias (`weight` (Cout, Cin), `bias` (Cout,)), then Hardswish if asked. (..., Cin) -> (..., Cout)"""
+    y = x @ layer["weight"].T + layer["bias"]
+    return hardswish(y) if activation else y
+
+
 def linear_bn(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarray:
-    """Linear without bias, then BatchNorm1d over channels, then Hardswish if asked. (..., Cin) -> (..., Cout)."""
+    """Linear without bias, then BatchNorm1d over channels, then Hardswish if asked. (..., Cin) -> (..., Cout).
+
+    A layer stored without BatchNorm (the LayerNorm ablation A3: `weight` and `bias` only) is a plain `linear`.
+    """
+    if "bn.weight" not in layer:
+        return linear(x, layer, activation)
     y = batchnorm(x @ layer["weight"].T, layer, axis=-1)
     return hardswish(y) if activation else y
+
+
+def layernorm(x: np.ndarray, layer: dict, eps: float = 1e-5) -> np.ndarray:
+    """LayerNorm over the last axis with `weight` (gamma) and `bias` (beta), PyTorch's eps 1e-5. (..., C) -> (..., C)"""
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True)
+    return centred / np.sqrt(var + np.float32(eps)) * layer["weight"] + layer["bias"]
 
 
 def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: bool = False) -> np.ndarray:
