@@ -75,12 +75,14 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
 
 
 def _print_table(image: str, variant: str, size: tuple[int, int], steps, diffs) -> None:
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
     from .console import out
 
-    table = Table(title=Text(f"{image}: {variant} at {size[0]}x{size[1]}"), title_justify="left")
+    table = Table(title=Text(f"{image}: {variant} at {size[0]}x{size[1]}"), title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("block", "shape", "mean", "std", "min", "max", "ms"):
         table.add_column(column, justify="left" if column in ("block", "shape") else "right", no_wrap=True)
     if diffs is not None:
@@ -94,4 +96,8 @@ def _print_table(image: str, variant: str, size: tuple[int, int], steps, diffs) 
             d = diffs[step.name]
             row += ["-", "-"] if d is None else [f"{d[0]:.2e}", f"{d[1]:.2e}"]
         table.add_row(*row)
+    if not out.is_terminal:  # piped: rich would assume 80 columns and squeeze the numbers
+        from rich.console import Console
+
+        out = Console(width=max(out.width, 124 if diffs is not None else 100))
     out.print(table)
