@@ -66,6 +66,8 @@ def bias_maps(cfg: LevitConfig, params: dict[str, np.ndarray], size: Optional[tu
     height, width = size or (cfg.img_size, cfg.img_size)
     grids = token_grids(cfg, height, width)
     out = []
+    if cfg.position != "bias":
+        raise LevitError(f"{cfg.name} has no attention biases (position={cfg.position!r})")
     for b in blocks(cfg):
         if b.kind == "mlp" or (stage is not None and b.stage != stage):
             continue

@@ -13,6 +13,7 @@ part of our any-size forward pass; non-square inputs have no PyTorch reference.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import numpy as np
@@ -23,6 +24,9 @@ from .errors import LevitError
 from .input_size import token_grids
 
 INSTALL = "pip install 'levit-np[reference]'  (torch==2.13.0 CPU and transformers)"
+
+
+ABLATION_FIELDS = ("stem_kind", "norm", "position", "attn_activation", "down_num_heads")  # LevitConfig switches
 
 
 class ReferenceUnavailable(LevitError, ImportError):
@@ -66,6 +70,12 @@ def hf_model(cfg: LevitConfig, params: dict[str, np.ndarray], size: tuple[int, i
     torch = require("torch")
     transformers = require("transformers")
     height, width = size or (cfg.img_size, cfg.img_size)
+    defaults = {f.name: f.default for f in dataclasses.fields(LevitConfig)}  # the defaults are LeViT's
+    changed = {name: getattr(cfg, name) for name in ABLATION_FIELDS if getattr(cfg, name) != defaults[name]}
+    if cfg.num_stages != 3:
+        changed["num_stages"] = cfg.num_stages
+    if changed:
+        raise LevitError(f"the PyTorch reference is the official architecture; {cfg.name} changes {changed}")
     if height != width:
         raise LevitError(f"the PyTorch reference (official architecture) runs square inputs only, not {height}x{width}")
     model = transformers.LevitForImageClassificationWithTeacher(hf_config(cfg, height))
