@@ -7,6 +7,7 @@ from types import ModuleType
 
 BACKENDS = {
     "numpy": "levit_np.kernels.reference",
+    "numba": "levit_np.kernels.fast",
 }
 
 

@@ -118,10 +118,14 @@ def forward(x: np.ndarray, cfg: LevitConfig, layers: dict, k, bias_for: Callable
 
 
 class BiasCache:
-    """Gathers each block's bias table into (h, Nq, Nk) once per grid size, then reuses it."""
+    """Gathers each block's bias table into (h, Nq, Nk) once per grid size, then reuses it.
 
-    def __init__(self, layers: dict):
+    `layout` (a backend's `bias_layout`, if it has one) rearranges the gathered bias once, e.g. transposed.
+    """
+
+    def __init__(self, layers: dict, layout: Optional[Callable] = None):
         self._layers = layers
+        self._layout = layout or (lambda bias: bias)
         self._cache: dict = {}
 
     def __call__(self, block: Block, q_grid: tuple[int, int], k_grid: tuple[int, int], stride: int) -> np.ndarray:
@@ -132,7 +136,7 @@ class BiasCache:
                 bias = np.zeros((block.num_heads, q_grid[0] * q_grid[1], k_grid[0] * k_grid[1]), np.float32)
             else:
                 bias = gather_bias(table, q_grid, k_grid, stride)
-            self._cache[key] = np.ascontiguousarray(bias, dtype=np.float32)
+            self._cache[key] = self._layout(np.ascontiguousarray(bias, dtype=np.float32))
         return self._cache[key]
 
 
@@ -147,7 +151,7 @@ class LevitModel:
         self.backend = backend
         self.kernels = get_backend(backend)
         self.layers = self.kernels.prepare(cfg, params)
-        self.bias_for = BiasCache(self.layers)
+        self.bias_for = BiasCache(self.layers, getattr(self.kernels, "bias_layout", None))
 
     def __call__(self, x: np.ndarray, hook: Optional[Hook] = None) -> np.ndarray:
         """(B, 3, H, W) float32 normalised images -> (B, num_classes) float32 logits"""

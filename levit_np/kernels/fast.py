@@ -1,0 +1,324 @@
+"""Fast kernels: Numba loops and BLAS products on weights folded once at load (see `levit_np/fold.py`).
+
+Same names and signatures as `kernels/reference.py`, so `model.forward` runs unchanged on either. What differs:
+- `prepare` folds every BatchNorm into its conv/linear, the attention scale into q and the two heads into one;
+  weights are stored as (Cin, Cout) matrices ready for `x @ W`.
+- Matrix products go to NumPy's BLAS (sgemm is the fastest product on this CPU); bias and Hardswish follow in
+  one Numba pass over the product (`_bias_act`).
+- The stem's convolutions run as im2col (Numba, channels-last) + one sgemm. Their outputs stay channels-last in
+  memory and are returned as (B, C, H, W) views, so the next conv and the token reshape copy nothing.
+- Attention runs per (image, head) in one Numba kernel: q k^T + bias, softmax, times v, Hardswish. It works on
+  transposed score tiles (keys x queries) so every inner loop runs along the queries, contiguous and vectorised.
+  The bias is passed in that layout (`bias_layout`, applied once per grid by the model's bias cache).
+
+Numerics: `fastmath={"contract"}` lets LLVM fuse a*b+c into one FMA (one rounding instead of two, so at least
+as accurate); no other fast-math flag is used. `exp` is a polynomial (`_exp_shifted`), relative error < 2e-7.
+Every reduction runs in a fixed order, so results do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from ..config import VARIANTS, LevitConfig, blocks
+
+NAME = "numba"
+FASTMATH = {"contract"}  # FMA contraction only: see the module docstring
+
+LOG2E = np.float32(1.4426950408889634)
+LN2_HI = np.float32(0.693359375)  # ln 2 split in two so n * LN2_HI is exact for |n| < 2^12 (Cody-Waite)
+LN2_LO = np.float32(-2.12194440e-4)
+EXP_FLOOR = np.float32(-87.0)  # exp(-87) ~ 1.6e-38, still a normal float32; softmax terms below it vanish
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _hardswish1(v):
+    """x * relu6(x + 3) / 6 for one float32."""
+    return v * min(max(v + np.float32(3.0), np.float32(0.0)), np.float32(6.0)) / np.float32(6.0)
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _bias_act(y, bias, activation):
+    """In place: y[r, c] = act(y[r, c] + bias[c]), act = Hardswish if `activation` else identity. (R, C)"""
+    rows, cols = y.shape
+    for r in prange(rows):
+        for c in range(cols):
+            v = y[r, c] + bias[c]
+            y[r, c] = _hardswish1(v) if activation else v
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _hardswish_flat(x, out):
+    for i in prange(x.shape[0]):
+        out[i] = _hardswish1(x[i])
+
+
+def hardswish(x: np.ndarray) -> np.ndarray:
+    """x * relu6(x + 3) / 6, elementwise. Any shape."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    _hardswish_flat(x.reshape(-1), out.reshape(-1))
+    return out
+
+
+def _dense(x2: np.ndarray, layer: dict, activation: bool) -> np.ndarray:
+    """sgemm, then the bias + Hardswish epilogue. (R, Cin) -> (R, Cout)"""
+    y = np.matmul(x2, layer["wt"])
+    _bias_act(y, layer["bias"], activation)
+    return y
+
+
+def linear_bn(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarray:
+    """A folded linear (BatchNorm already inside weight and bias), then Hardswish if asked. (..., Cin) -> (..., Cout)"""
+    lead = x.shape[:-1]
+    y = _dense(x.reshape(-1, x.shape[-1]), layer, activation)
+    return y.reshape(lead + (y.shape[-1],))
+
+
+@njit(cache=True, parallel=True)
+def _im2col(x, kernel, stride, padding, cols):
+    """Channels-last patches: cols[(b, oy, ox), (ky, kx, c)] = x[b, oy*s - p + ky, ox*s - p + kx, c], 0 outside.
+
+    x (B, H, W, C), any strides -> cols (B*Ho*Wo, k*k*C), filled in place.
+    """
+    batch, height, width, chans = x.shape
+    out_h = (height + 2 * padding - kernel) // stride + 1
+    out_w = (width + 2 * padding - kernel) // stride + 1
+    for row in prange(batch * out_h):
+        b = row // out_h
+        oy = row % out_h
+        for ox in range(out_w):
+            p = row * out_w + ox
+            col = 0
+            for ky in range(kernel):
+                iy = oy * stride - padding + ky
+                for kx in range(kernel):
+                    ix = ox * stride - padding + kx
+                    if 0 <= iy < height and 0 <= ix < width:
+                        for c in range(chans):
+                            cols[p, col + c] = x[b, iy, ix, c]
+                    else:
+                        for c in range(chans):
+                            cols[p, col + c] = np.float32(0.0)
+                    col += chans
+
+
+def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: bool = False) -> np.ndarray:
+    """A folded conv as channels-last im2col + sgemm, then bias and Hardswish if asked.
+
+    (B, Cin, H, W) -> (B, Cout, Ho, Wo), returned as a view of channels-last memory (B, Ho, Wo, Cout).
+    """
+    kernel = layer["kernel"]
+    b, _, height, width = x.shape
+    out_h = (height + 2 * padding - kernel) // stride + 1
+    out_w = (width + 2 * padding - kernel) // stride + 1
+    cols = np.empty((b * out_h * out_w, layer["wt"].shape[0]), np.float32)
+    _im2col(x.transpose(0, 2, 3, 1), kernel, stride, padding, cols)
+    y = _dense(cols, layer, activation)  # (B*Ho*Wo, Cout)
+    return y.reshape(b, out_h, out_w, -1).transpose(0, 3, 1, 2)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _accumulate_products(a, b, c):
+    """c += a @ b for a short inner dimension and long rows: c (R, n) += a (R, T) @ b (T, n).
+
+    Blocked 4 rows x 4 terms so each loaded row of b feeds four rows of c; the inner loop runs along n.
+    """
+    rows, terms = a.shape
+    r4 = rows - rows % 4
+    t4 = terms - terms % 4
+    for r in range(0, r4, 4):
+        c0 = c[r]
+        c1 = c[r + 1]
+        c2 = c[r + 2]
+        c3 = c[r + 3]
+        for t in range(0, t4, 4):
+            b0 = b[t]
+            b1 = b[t + 1]
+            b2 = b[t + 2]
+            b3 = b[t + 3]
+            a00, a01, a02, a03 = a[r, t], a[r, t + 1], a[r, t + 2], a[r, t + 3]
+            a10, a11, a12, a13 = a[r + 1, t], a[r + 1, t + 1], a[r + 1, t + 2], a[r + 1, t + 3]
+            a20, a21, a22, a23 = a[r + 2, t], a[r + 2, t + 1], a[r + 2, t + 2], a[r + 2, t + 3]
+            a30, a31, a32, a33 = a[r + 3, t], a[r + 3, t + 1], a[r + 3, t + 2], a[r + 3, t + 3]
+            for i in range(c0.shape[0]):
+                x0, x1, x2, x3 = b0[i], b1[i], b2[i], b3[i]
+                c0[i] += (a00 * x0 + a01 * x1) + (a02 * x2 + a03 * x3)
+                c1[i] += (a10 * x0 + a11 * x1) + (a12 * x2 + a13 * x3)
+                c2[i] += (a20 * x0 + a21 * x1) + (a22 * x2 + a23 * x3)
+                c3[i] += (a30 * x0 + a31 * x1) + (a32 * x2 + a33 * x3)
+        for t in range(t4, terms):
+            _axpy_rows(a, b, c, r, r + 4, t)
+    for t in range(terms):
+        _axpy_rows(a, b, c, r4, rows, t)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _axpy_rows(a, b, c, r_begin, r_end, t):
+    """c[r] += a[r, t] * b[t] for r in [r_begin, r_end): the remainder rows and terms of the blocked product."""
+    bt = b[t]
+    for r in range(r_begin, r_end):
+        coef = a[r, t]
+        cr = c[r]
+        for i in range(cr.shape[0]):
+            cr[i] += coef * bt[i]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _exp_shifted(row, shift, pow2):
+    """In place: row[i] = exp(row[i] - shift[i]) for row <= shift (softmax numerators); vectorises.
+
+    exp(y) = 2^n * exp(r), n = round(y / ln 2), r = y - n ln 2 in [-ln2/2, ln2/2]; exp(r) by its degree-7
+    Taylor polynomial (truncation < 5e-9), 2^n built in the exponent bits of `pow2` (int32 scratch, len(row)).
+    y is clamped at -87 so 2^n stays a normal number.
+    """
+    for i in range(row.shape[0]):
+        y = max(row[i] - shift[i], EXP_FLOOR)
+        n = np.floor(y * LOG2E + np.float32(0.5))
+        r = y - n * LN2_HI - n * LN2_LO
+        p = np.float32(1.0 / 5040.0)
+        p = p * r + np.float32(1.0 / 720.0)
+        p = p * r + np.float32(1.0 / 120.0)
+        p = p * r + np.float32(1.0 / 24.0)
+        p = p * r + np.float32(1.0 / 6.0)
+        p = p * r + np.float32(0.5)
+        p = p * r + np.float32(1.0)
+        row[i] = p * r + np.float32(1.0)
+        pow2[i] = (np.int32(n) + np.int32(127)) << 23
+    scale = pow2.view(np.float32)
+    for i in range(row.shape[0]):
+        row[i] *= scale[i]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _attention_head(q, k, v, bias_t, scale, activation, out):
+    """One head: out[i, e] = act(sum_j softmax_j(scale q_i . k_j + bias[i, j]) v[j, e]).
+
+    q (Nq, kd), k (Nk, kd), v (Nk, d), bias_t (Nk, Nq) = the bias transposed; out (Nq, d), any strides.
+    Scores are kept transposed, s_t (Nk, Nq), so the softmax over keys is an elementwise max/sum over rows.
+    """
+    n_q, key_dim = q.shape
+    n_k, value_dim = v.shape
+    q_t = np.empty((key_dim, n_q), np.float32)
+    for c in range(key_dim):
+        for i in range(n_q):
+            q_t[c, i] = q[i, c] * scale
+    s_t = bias_t.copy()  # (Nk, Nq)
+    _accumulate_products(k, q_t, s_t)
+    peak = s_t[0].copy()
+    for j in range(1, n_k):
+        for i in range(n_q):
+            peak[i] = max(peak[i], s_t[j, i])
+    pow2 = np.empty(n_q, np.int32)
+    total = np.zeros(n_q, np.float32)
+    for j in range(n_k):
+        _exp_shifted(s_t[j], peak, pow2)
+        for i in range(n_q):
+            total[i] += s_t[j, i]
+    o_t = np.zeros((value_dim, n_q), np.float32)
+    _accumulate_products(v.T, s_t, o_t)  # (d, Nq) = v^T (d, Nk) @ s_t (Nk, Nq)
+    for i in range(n_q):
+        inv = np.float32(1.0) / total[i]
+        for e in range(value_dim):
+            val = o_t[e, i] * inv
+            out[i, e] = _hardswish1(val) if activation else val
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _attention(q, k, v, bias_t, scale, activation, out):
+    """Every (image, head) in parallel. q (B, h, Nq, kd), k (B, h, Nk, kd), v (B, h, Nk, d), bias_t (h, Nk, Nq)
+    -> out (B, Nq, h*d), head-major channels."""
+    batch, heads = q.shape[0], q.shape[1]
+    value_dim = v.shape[3]
+    for job in prange(batch * heads):
+        b = job // heads
+        h = job % heads
+        _attention_head(q[b, h], k[b, h], v[b, h], bias_t[h], scale, activation,
+                        out[b, :, h * value_dim:(h + 1) * value_dim])
+
+
+def bias_layout(bias: np.ndarray) -> np.ndarray:
+    """The layout `attention` takes its bias in: (h, Nq, Nk) -> (h, Nk, Nq), contiguous. Applied once per grid."""
+    return np.ascontiguousarray(bias.transpose(0, 2, 1), dtype=np.float32)
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray, scale: float,
+              activation: bool = True) -> np.ndarray:
+    """softmax(q k^T * scale + bias) v per head, heads concatenated, then Hardswish.
+
+    q (B, h, Nq, kd), k (B, h, Nk, kd), v (B, h, Nk, d) (strided views are fine), bias (h, Nk, Nq) as given by
+    `bias_layout` -> (B, Nq, h*d). With folded weights the scale is already in q and `scale` is 1.
+    """
+    b, h, n_q, _ = q.shape
+    out = np.empty((b, n_q, h * v.shape[3]), np.float32)
+    _attention(q, k, v, bias, np.float32(scale), activation, out)
+    return out
+
+
+def classifier(x: np.ndarray, head: dict, head_dist: dict | None) -> np.ndarray:
+    """The merged head (both heads averaged at load, `fold.merge_heads`); `head_dist` is None. (B, C) -> (B, classes)"""
+    return np.matmul(x, head["wt"]) + head["bias"]
+
+
+def _dense_layer(layer: dict) -> dict:
+    """A folded linear as the kernels use it: weight transposed to (Cin, Cout) for `x @ wt`."""
+    return {"wt": np.ascontiguousarray(layer["weight"].T), "bias": layer["bias"]}
+
+
+def _conv_layer(layer: dict) -> dict:
+    """A folded conv as an im2col matrix: (Cout, Cin, k, k) -> (k*k*Cin, Cout), rows ordered (ky, kx, c)."""
+    weight = layer["weight"]
+    cout, _, kernel, _ = weight.shape
+    wt = np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(-1, cout))
+    return {"wt": wt, "bias": layer["bias"], "kernel": kernel}
+
+
+class UnsupportedConfig(ValueError):
+    """The fast backend runs the released LeViT architectures only (no ablations)."""
+
+
+def check_supported(cfg: LevitConfig) -> None:
+    """Raise UnsupportedConfig unless `cfg` is one of the five released variants (any class count or image size)."""
+    for variant in VARIANTS.values():
+        if dataclasses.replace(cfg, name=variant.name, num_classes=variant.num_classes,
+                               img_size=variant.img_size) == variant:
+            return
+    raise UnsupportedConfig(f"the numba backend runs only the released LeViT variants ({', '.join(VARIANTS)}); "
+                            f"config {cfg.name!r} differs from all of them: use backend='numpy'")
+
+
+def prepare(cfg: LevitConfig, params: dict) -> dict:
+    """Fold the checkpoint once (BatchNorm, attention scale, the two heads) and lay the weights out for the kernels.
+
+    Every `<block>.scale` is 1.0: kd^-0.5 is inside the q rows. `head_dist` is None: it is merged into `head`.
+    """
+    from ..fold import fold_model
+
+    check_supported(cfg)
+    layers: dict = {}
+    for name, layer in fold_model(cfg, params).items():
+        if name.endswith(".attention_biases"):
+            layers[name] = np.ascontiguousarray(layer, dtype=np.float32)
+        elif layer["weight"].ndim == 4:
+            layers[name] = _conv_layer(layer)
+        else:
+            layers[name] = _dense_layer(layer)
+    layers["head_dist"] = None
+    for block in blocks(cfg):
+        if block.kind in ("attn", "down"):
+            layers[f"{block.name}.scale"] = 1.0
+    return layers
+
+
+def set_threads(threads: int) -> None:
+    """Threads for the Numba kernels (at most NUMBA_NUM_THREADS, fixed when Numba was imported)."""
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+
+
+if os.environ.get("LEVIT_THREADS", "").isdigit():
+    set_threads(int(os.environ["LEVIT_THREADS"]))
