@@ -18,6 +18,8 @@ COMMANDS = {
     "predict": "levit_cli.predict:predict",
     "bias": "levit_cli.bias:bias",
     "trace": "levit_cli.trace:trace",
+    "flops": "levit_cli.flops:flops",
+    "profile": "levit_cli.profile:profile",
 }
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")

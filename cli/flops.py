@@ -1,0 +1,158 @@
+"""`levit flops`: parameters and multiply-adds per stage and block, the official counter's totals, Table 5."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+VARIANT_HELP = "A LeViT variant: levit_128s, levit_128, levit_192, levit_256, levit_384 (or 128S, LeViT-256, ...)."
+ABLATION_HELP = "A Table 5 ablation of LeViT-128S: A1 ... A7, or 'all'."
+
+
+def mega(n: float, digits: int = 2) -> str:
+    return f"{n / 1e6:,.{digits}f}"
+
+
+@click.command()
+@click.option("--model", "model", default=None, metavar="NAME", help=VARIANT_HELP)
+@click.option("--ablation", default=None, metavar="ID", help=ABLATION_HELP)
+@click.option("--layers", is_flag=True, help="With --model: one row per conv, linear and attention product.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def flops(model: Optional[str], ablation: Optional[str], layers: bool, as_json: bool) -> None:
+    """Parameters and FLOPs (multiply-adds, as the paper counts them) per stage and block.
+
+    Without options: the five variants against the official counter. --model NAME: per stage and per block.
+    --ablation ID: a Table 5 ablation beside the paper's figures and the base model.
+    """
+    if model is not None and ablation is not None:
+        raise click.UsageError("give either --model or --ablation, not both")
+    if layers and model is None:
+        raise click.UsageError("--layers goes with --model")
+    if ablation is not None:
+        reports = ablation_reports(ablation)
+        from .console import out, print_json
+
+        if as_json:
+            print_json(reports[0] if len(reports) == 1 else reports)
+        else:
+            out.print(ablation_table(reports))
+            print_notes(reports)
+        return
+    if model is None:
+        return variants_summary(as_json)
+    model_summary(model, layers, as_json)
+
+
+def ablation_reports(ablation: str) -> list[dict]:
+    """`report` for one ablation id, or for all of them ('all')."""
+    from levit_np.ablations import ABLATIONS, get_ablation, report
+
+    if ablation.strip().lower() == "all":
+        return [report(a) for a in ABLATIONS.values()]
+    return [report(get_ablation(ablation))]
+
+
+def ablation_table(reports: list[dict], latencies: Optional[dict] = None):
+    """Rich table: base model then each ablation, ours beside the paper's; latency columns when measured."""
+    from rich.table import Table
+
+    from rich import box
+
+    table = Table(title="LeViT-128S ablations (paper Table 5): ours beside the paper's", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("id")
+    table.add_column("without")
+    for column in ("params 1h/2h", "paper", "MFLOPs", "paper", "top-1"):
+        table.add_column(column, justify="right", no_wrap=True)
+    if latencies:
+        table.add_column("ms", justify="right", no_wrap=True)
+    base, paper_base = reports[0]["base"], reports[0]["paper_base"]
+    cells = ["-", "(base LeViT-128S)", f"{base['params_one_head'] / 1e6:.2f}/{base['params'] / 1e6:.2f}",
+             f"{paper_base['params_m']}M", mega(base["flops"], 1), f"{paper_base['flops_m']}M", f"{paper_base['top1']}"]
+    if latencies:
+        cells.append(latency_cell(latencies.get("base")))
+    table.add_row(*cells)
+    for r in reports:
+        title = r["title"].removeprefix("without ") + ("" if r["architecture"] else " (training)")
+        cells = [r["ablation"], title, f"{r['params_one_head'] / 1e6:.2f}/{r['params'] / 1e6:.2f}",
+                 f"{r['paper_params_m']}M", mega(r["flops"], 1),
+                 f"{r['paper_flops_m']:g}M", f"{r['paper_top1']}"]
+        if latencies:
+            cells.append(latency_cell(r.get("latency_ms")))
+        table.add_row(*cells)
+    table.caption = ("params in millions without head_dist (as the paper counts) / with both heads; MFLOPs = "
+                     "millions of multiply-adds, both heads (the official counter); top-1: the paper's, 100 epochs"
+                     + ("; ms: measured latency per pass" if latencies else ""))
+    return table
+
+
+def latency_cell(entry: Optional[dict]) -> str:
+    return "-" if entry is None else f"{entry['median_ms']:.1f}±{entry['spread_ms'] / 2:.1f}"
+
+
+def print_notes(reports: list[dict]) -> None:
+    from .console import out
+
+    for r in reports:
+        for note in r["notes"]:
+            out.print(f"[bold]{r['ablation']}[/] {note}", highlight=False)
+
+
+def variants_summary(as_json: bool) -> None:
+    from rich.table import Table
+
+    from levit_np.config import VARIANTS
+    from levit_np.flops import summary
+
+    from .console import out, print_json
+
+    rows = [summary(cfg) for cfg in VARIANTS.values()]
+    if as_json:
+        print_json([{key: r[key] for key in ("model", "params", "flops", "official_params", "official_flops")}
+                    for r in rows])
+        return
+    table = Table("model", "params", "official", "FLOPs (MACs)", "official", "match",
+                  title="Parameters and FLOPs against the official counter", title_justify="left")
+    for r in rows:
+        match = r["params"] == r["official_params"] and r["flops"] == r["official_flops"]
+        table.add_row(r["model"], f"{r['params']:,}", f"{r['official_params']:,}", f"{r['flops']:,}",
+                      f"{r['official_flops']:,}", "[green]exact[/]" if match else "[red]differs[/]")
+    out.print(table)
+
+
+def model_summary(model: str, layers: bool, as_json: bool) -> None:
+    from rich.table import Table
+
+    from levit_np.config import get_config
+    from levit_np.flops import summary
+
+    from .console import out, print_json
+
+    s = summary(get_config(model))
+    if as_json:
+        if not layers:
+            s.pop("layers")
+        print_json(s)
+        return
+    table = Table("stage", "layer" if layers else "block", "params", "MMACs", "% of FLOPs",
+                  title=f"{s['model']}: {s['params']:,} parameters, {s['flops']:,} FLOPs (multiply-adds)",
+                  title_justify="left")
+    rows = s["layers"] if layers else [{"name": name, **v} for name, v in s["blocks"].items()]
+    stage_of = {c["block"]: c["stage"] for c in s["layers"]}
+    current = None
+    for row in rows:
+        stage = row.get("stage") or stage_of[row["name"]]
+        if stage != current:
+            current = stage
+            totals = s["stages"][stage]
+            table.add_row(f"[bold]{stage}[/]", "", f"[bold]{totals['params']:,}[/]", f"[bold]{mega(totals['macs'])}[/]",
+                          f"[bold]{100 * totals['macs'] / s['flops']:.1f}[/]")
+        table.add_row("", row["name"], f"{row['params']:,}", mega(row["macs"]), f"{100 * row['macs'] / s['flops']:.1f}")
+    if s["official_flops"] is not None:
+        same = s["flops"] == s["official_flops"] and s["params"] == s["official_params"]
+        table.caption = (f"official counter: {s['official_flops']:,} FLOPs, {s['official_params']:,} params: "
+                         + ("equal" if same else "DIFFERENT"))
+    out.print(table)
+    parts = ", ".join(f"{part} {mega(v['macs'], 1)}M" for part, v in s["parts"].items())
+    out.print(f"by part: {parts}", highlight=False)

@@ -1,0 +1,230 @@
+"""`levit profile`: measured time, block by block (--model), the paper's block table (--blocks), Table 5 latencies."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import click
+
+from .flops import ABLATION_HELP, VARIANT_HELP, ablation_reports, ablation_table, print_notes
+
+ROW_LABELS = {"layernorm": "LayerNorm", "keys_qk": "Keys Q,K", "values_v": "Values V", "product_qkt": "Product QK^T",
+              "product_av": "Product attention AV", "attention_projection": "Attention projection", "mlp": "MLP",
+              "total": "Total"}
+
+
+@click.command()
+@click.option("--blocks", "blocks_table", is_flag=True,
+              help="The paper's block-timing table: a DeiT-tiny and a LeViT-256 stage-1 block, piece by piece.")
+@click.option("--model", "model", default=None, metavar="NAME", help=VARIANT_HELP + " Random weights.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Profile the model in this file (.h5 or a checkpoint) instead of a random-weight --model.")
+@click.option("--ablation", default=None, metavar="ID", help=ABLATION_HELP + " Measures its latency and the base's.")
+@click.option("--backend", default="numpy", show_default=True, help="Kernel backend for --model/--weights/--ablation.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per forward pass.")
+@click.option("--repeats", type=click.IntRange(min=1), default=None,
+              help="Timed runs (default: 200 for --blocks, 20 for --model, 10 for --ablation).")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="With --model/--weights: write a PNG of the per-stage and per-block breakdown (needs matplotlib).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def profile(ctx: click.Context, blocks_table: bool, model: Optional[str], weights: Optional[str],
+            ablation: Optional[str], backend: str, batch: int, repeats: Optional[int], plot: Optional[str],
+            as_json: bool) -> None:
+    """Measure where the time goes, on this CPU, with one thread unless --threads says otherwise.
+
+    --blocks: the paper's supplementary block table. --model NAME: every named block of a whole model, grouped
+    by stage, with its share, multiply-adds and GFLOP/s. --ablation ID: a Table 5 ablation's latency.
+    """
+    modes = sum((blocks_table, model is not None or weights is not None, ablation is not None))
+    if modes != 1:
+        raise click.UsageError("give exactly one of --blocks, --model NAME (or --weights FILE), --ablation ID")
+    if model is not None and weights is not None:
+        raise click.UsageError("give either --model NAME or --weights FILE, not both")
+    if plot is not None and (blocks_table or ablation is not None):
+        raise click.UsageError("--plot goes with --model or --weights")
+    threads = single_thread_default(ctx)  # before anything imports numpy (matplotlib does)
+    if plot is not None:
+        check_plot_target(plot)
+    if blocks_table:
+        return blocks_command(repeats or 200, as_json, threads)
+    if ablation is not None:
+        return ablation_command(ablation, backend, batch, repeats or 10, as_json, threads)
+    model_command(model, weights, backend, batch, repeats or 20, plot, as_json, threads)
+
+
+def single_thread_default(ctx: click.Context) -> str:
+    """Pin one thread when --threads was not given (the paper's CPU setting); say what is in force."""
+    from .main import set_threads
+
+    if ctx.obj.get("threads") is None and "numpy" not in sys.modules:
+        set_threads(1)
+    return os.environ.get("OPENBLAS_NUM_THREADS", "library default")
+
+
+def check_plot_target(path: str) -> None:
+    """Fail before measuring: matplotlib must import and the target must not be a directory."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise click.ClickException("--plot needs matplotlib: pip install 'levit-np[plot]'") from None
+    if os.path.isdir(path):
+        raise click.UsageError(f"--plot {path!r} is a directory")
+
+
+def blocks_command(repeats: int, as_json: bool, threads: str) -> None:
+    from levit_np.block_profile import profile_blocks
+
+    from .console import err, out, print_json
+
+    err.print(f"timing two blocks, {repeats} runs each, {threads} thread(s)...", highlight=False)
+    result = profile_blocks(repeats=repeats)
+    if as_json:
+        print_json(result)
+        return
+    out.print(blocks_rich_table(result))
+    if result["backends"]:
+        out.print(backends_rich_table(result))
+    deit, levit = result["blocks"]["deit_tiny"]["total"], result["blocks"]["levit_256"]["total"]
+    paper = result["paper_us"]
+    out.print(f"LeViT block / DeiT block: ours {levit / deit:.2f}, paper "
+              f"{paper['levit_256']['total'] / paper['deit_tiny']['total']:.2f}. "
+              f"Sum of rows: DeiT {result['sum_of_rows_us']['deit_tiny']:.0f} µs, "
+              f"LeViT {result['sum_of_rows_us']['levit_256']:.0f} µs.", highlight=False)
+    where = "; ".join(f"{what}: {row}" for what, row in result["counted_in"].items())
+    out.print(f"Rows without their own line are timed in: {where}.", highlight=False)
+    out.print(f"{result['cpu']}, {threads} thread(s), batch 1, median of {repeats} runs (± half the "
+              f"interquartile range); paper: Intel Xeon E5-2698, one core.", highlight=False)
+
+
+def blocks_rich_table(result: dict):
+    """The paper's table: component rows, DeiT-tiny and LeViT-256 columns, paper beside ours, MACs per row."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="Block timings at 14x14 tokens, batch 1, µs (paper: supplementary Table 1)",
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("component", no_wrap=True)
+    for column in ("DeiT paper", "ours", "MMACs", "LeViT paper", "ours", "MMACs"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row, label in ROW_LABELS.items():
+        cells = [label]
+        for block in ("deit_tiny", "levit_256"):
+            paper = result["paper_us"][block].get(row)
+            ours = result["blocks"][block].get(row)
+            macs = result["macs"][block].get(row)
+            cells += ["-" if paper is None else f"{paper}",
+                      "-" if ours is None else f"{ours:.0f}±{result['spread_us'][block][row] / 2:.0f}",
+                      "-" if not macs else f"{macs / 1e6:.2f}"]
+        table.add_row(*cells, end_section=row == "mlp")
+    table.caption = "ours: numpy + BLAS, LeViT BatchNorm folded; DeiT with Hardswish in place of GELU, as the paper"
+    return table
+
+
+def backends_rich_table(result: dict):
+    """The LeViT block through each backend's kernels, beside the split numpy block of the first table."""
+    from rich import box
+    from rich.table import Table
+
+    from levit_np.block_profile import BACKEND_ROWS
+
+    split = result["blocks"]["levit_256"]
+    merged = {BACKEND_ROWS[0]: ("keys_qk", "values_v"), BACKEND_ROWS[1]: ("product_qkt", "product_av"),
+              BACKEND_ROWS[2]: ("attention_projection",), BACKEND_ROWS[3]: ("mlp",), BACKEND_ROWS[4]: ("total",)}
+    labels = {BACKEND_ROWS[0]: "Q,K,V (one qkv product)", BACKEND_ROWS[1]: "QK^T, bias, softmax, AV",
+              BACKEND_ROWS[2]: "Attention projection", BACKEND_ROWS[3]: "MLP", BACKEND_ROWS[4]: "Total"}
+    table = Table(title="The LeViT-256 stage-1 block through each backend's kernels, µs", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("component", no_wrap=True)
+    table.add_column("split numpy (above)", justify="right", no_wrap=True)
+    for name in result["backends"]:
+        table.add_column(f"{name} kernels", justify="right", no_wrap=True)
+    for row, parts in merged.items():
+        cells = [labels[row], f"{sum(split[p] for p in parts):.0f}"]
+        for name, rows in result["backends"].items():
+            cells.append(f"{rows[row]:.0f}±{result['backend_spread_us'][name][row] / 2:.0f}")
+        table.add_row(*cells, end_section=row == BACKEND_ROWS[3])
+    table.caption = "kernels: model.py's own block, one call per kernel, BatchNorm as each backend runs it"
+    return table
+
+
+def model_command(model: Optional[str], weights: Optional[str], backend: str, batch: int, repeats: int,
+                  plot: Optional[str], as_json: bool, threads: str) -> None:
+    import levit_np
+    from levit_np.fileio import atomic_output
+    from levit_np.model_profile import plot_profile, profile_model
+
+    from .console import err, out, print_json
+
+    net = levit_np.load(weights, backend) if weights is not None else levit_np.create(model, backend=backend)
+    err.print(f"profiling {net.config.name} ({backend}), batch {batch}, {repeats} runs, {threads} thread(s)...",
+              highlight=False)
+    result = profile_model(net, batch=batch, repeats=repeats)
+    result["threads"] = threads
+    if plot is not None:
+        with atomic_output(plot) as tmp:
+            plot_profile(result, tmp)
+        err.print(f"wrote {plot}", highlight=False)
+    if as_json:
+        print_json(result)
+        return
+    out.print(model_rich_table(result))
+
+
+def model_rich_table(result: dict):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, title=f"{result['model']} ({result['backend']}), batch {result['batch']}: "
+                        f"{result['total_us'] / 1e3:.2f} ms (sum of block medians; whole pass "
+                        f"{result['whole_pass_us'] / 1e3:.2f} ms), {result['gflops']:.1f} GFLOP/s",
+                  title_justify="left")
+    table.add_column("stage / block", no_wrap=True)
+    for column in ("µs", "±", "share %", "MMACs", "GFLOP/s"):
+        table.add_column(column, justify="right", no_wrap=True)
+    stages = {s["stage"]: s for s in result["stages"]}
+    current = None
+    for row in result["blocks"]:
+        if row["stage"] != current:
+            current = row["stage"]
+            s = stages[current]
+            table.add_row(f"[bold]{current}[/]", f"[bold]{s['time_us']:.0f}[/]", "",
+                          f"[bold]{100 * s['share']:.1f}[/]", f"[bold]{s['macs'] / 1e6:.1f}[/]",
+                          f"[bold]{s['gflops']:.1f}[/]")
+        table.add_row(f"  {row['name']}", f"{row['time_us']:.0f}", f"{row['spread_us'] / 2:.0f}",
+                      f"{100 * row['share']:.1f}", f"{row['macs'] / 1e6:.1f}" if row["macs"] else "-",
+                      f"{row['gflops']:.1f}" if row["macs"] else "-")
+    table.caption = (f"median of {result['repeats']} passes, ± half the interquartile range; GFLOP/s counts 2 per "
+                     f"multiply-add; {result['threads']} thread(s)")
+    return table
+
+
+def ablation_command(ablation: str, backend: str, batch: int, repeats: int, as_json: bool, threads: str) -> None:
+    from levit_np.ablations import ABLATIONS, BASE
+    from levit_np.model import LevitModel
+    from levit_np.model_profile import latency
+    from levit_np.params import random_params
+
+    from .console import err, out, print_json
+
+    reports = ablation_reports(ablation)
+    configs = {"base": BASE, **{r["ablation"]: ABLATIONS[r["ablation"]].config for r in reports
+                                if ABLATIONS[r["ablation"]].config is not None}}
+    err.print(f"timing {', '.join(configs)} ({backend}), batch {batch}, {repeats} interleaved runs, "
+              f"{threads} thread(s)...", highlight=False)
+    models = {name: LevitModel(cfg, random_params(cfg), backend) for name, cfg in configs.items()}
+    latencies = latency(models, batch=batch, repeats=repeats)
+    for r in reports:  # A4 changes training only: at inference it is the base model (with one head)
+        r["latency_ms"] = latencies.get(r["ablation"], latencies["base"])
+        r["base_latency_ms"] = latencies["base"]
+    if as_json:
+        print_json({"backend": backend, "batch": batch, "repeats": repeats, "threads": threads,
+                    "ablations": reports})
+        return
+    out.print(ablation_table(reports, latencies))
+    print_notes(reports)
+    out.print(f"latency: median ms per pass of batch {batch} ± half the interquartile range, {repeats} interleaved "
+              f"runs, {backend} backend, {threads} thread(s); random weights (accuracy needs training)",
+              highlight=False)
