@@ -28,10 +28,11 @@ NUMBER_TYPES = ("npz", "json")
 def bias(weights: Optional[str], model: Optional[str], random_variant: Optional[str], seed: int,
          out_path: Optional[str], stage: Optional[int], block: Optional[str], size: Optional[tuple[int, int]],
          as_json: bool) -> None:
-    """Show the attention-bias maps: per attention module (and shrink attention) and per head, the bias that
-    the upper-left query adds towards every key, over the key grid.
+    """Draw or export the learned attention-bias maps, per attention module and head.
 
-    Without --out or --json, prints a summary table. Example, the whole figure:
+    Each map is the bias that the upper-left query adds towards every key, over the key grid (shrink
+    attentions included), as in the paper's appendix figure. Without --out or --json, prints a summary
+    table. Example, the whole figure:
 
         levit bias --weights levit_128s.h5 --out bias.png
     """

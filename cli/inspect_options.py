@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Optional
 
 import click
@@ -41,7 +42,7 @@ def source_label(weights: Optional[str], model: Optional[str], random_variant: O
         from levit_np.config import get_config
 
         return f"{get_config(random_variant).name}, random weights (seed {seed})"
-    return weights if weights is not None else (model or "default model")
+    return Path(weights).name if weights is not None else (model or "default model")
 
 
 def size_option(f: Callable) -> Callable:

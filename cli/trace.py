@@ -29,7 +29,7 @@ DIVERGENCE = 1e-4  # relative difference above which a block counts as parting f
 def trace(image: str, weights: Optional[str], model: Optional[str], random_variant: Optional[str], seed: int,
           size: Optional[tuple[int, int]], crop_pct: float, against_torch: bool, save_path: Optional[str],
           backend: str, as_json: bool) -> None:
-    """Run IMAGE through the model and print, block by block, the output shape, mean, std, min, max and time.
+    """Run IMAGE block by block: shape, mean, std, min, max and time of every output.
 
     Times are from a second pass (the first fills the attention-bias cache). With --against-torch the last
     columns show max|ours - torch| per block, absolute and relative to max|torch|; the first block above

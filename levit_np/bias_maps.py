@@ -141,5 +141,5 @@ def render(maps: list[BiasMap], path, fmt: str = "png", title: str = "") -> None
     fig.colorbar(image, cax=bar_ax).set_label("attention bias (added to q.k / sqrt(D))", fontsize=8)
     fig.suptitle((title + "\n" if title else "") + "bias from the query at the outlined upper-left token "
                  "to every key", fontsize=10)
-    fig.savefig(path, dpi=110, format=fmt)
+    fig.savefig(path, dpi=110, format=fmt, bbox_inches="tight", pad_inches=0.15)  # keep the colour-bar labels
     plt.close(fig)
