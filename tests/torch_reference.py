@@ -231,12 +231,12 @@ def to_official_layout(state_dict: dict, variant: str) -> dict:
 
 
 def _hf_config(variant: str):
-    transformers = _require("transformers")
+    _require("transformers")
+    from levit_np.config import get_config
+    from levit_np.torch_reference import hf_config  # the one HF config builder, shared with `levit trace`
+
     cfg = CONFIGS[variant]
-    hf = transformers.LevitConfig(
-        image_size=IMG_SIZE, patch_size=16, hidden_sizes=list(cfg.embed_dims), num_attention_heads=list(cfg.num_heads),
-        depths=list(cfg.depths), key_dim=[cfg.key_dim] * 3, mlp_ratio=[2, 2, 2], attention_ratio=[2, 2, 2],
-        num_labels=NUM_CLASSES)  # drop_path omitted: eval ignores it, and 5.24 types the field int (0.1 fails)
+    hf = hf_config(get_config(variant))  # drop_path omitted: eval ignores it, and 5.24 types the field int (0.1 fails)
     # HF derives both shrink blocks from key_dim[0]: right only because every official variant has one D.
     want = [["Subsample", cfg.key_dim, c // cfg.key_dim, 4, 2, 2] for c in cfg.embed_dims[:2]]
     if [list(op) for op in hf.down_ops[:2]] != want:
