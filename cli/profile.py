@@ -105,10 +105,11 @@ def blocks_rich_table(result: dict):
     from rich.table import Table
 
     table = Table(title="Block timings at 14x14 tokens, batch 1, µs (paper: supplementary Table 1)",
-                  title_justify="left", box=box.SIMPLE_HEAD)
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("component", no_wrap=True)
-    for column in ("DeiT paper", "ours", "MMACs", "LeViT paper", "ours", "MMACs"):
-        table.add_column(column, justify="right", no_wrap=True)
+    for block in ("DeiT", "LeViT"):
+        for column in ("paper", "ours", "MMACs"):
+            table.add_column(f"{block}\n{column}", justify="right", no_wrap=True)
     for row, label in ROW_LABELS.items():
         cells = [label]
         for block in ("deit_tiny", "levit_256"):
@@ -135,12 +136,12 @@ def backends_rich_table(result: dict):
               BACKEND_ROWS[2]: ("attention_projection",), BACKEND_ROWS[3]: ("mlp",), BACKEND_ROWS[4]: ("total",)}
     labels = {BACKEND_ROWS[0]: "Q,K,V (one qkv product)", BACKEND_ROWS[1]: "QK^T, bias, softmax, AV",
               BACKEND_ROWS[2]: "Attention projection", BACKEND_ROWS[3]: "MLP", BACKEND_ROWS[4]: "Total"}
-    table = Table(title="The LeViT-256 stage-1 block through each backend's kernels, µs", title_justify="left",
-                  box=box.SIMPLE_HEAD)
+    table = Table(title="LeViT-256 block through each backend's kernels, µs", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("component", no_wrap=True)
-    table.add_column("split numpy (above)", justify="right", no_wrap=True)
+    table.add_column("split numpy\n(above)", justify="right", no_wrap=True)
     for name in result["backends"]:
-        table.add_column(f"{name} kernels", justify="right", no_wrap=True)
+        table.add_column(f"{name}\nkernels", justify="right", no_wrap=True)
     for row, parts in merged.items():
         cells = [labels[row], f"{sum(split[p] for p in parts):.0f}"]
         for name, rows in result["backends"].items():
