@@ -1,0 +1,380 @@
+"""Side-by-side speed of LeViT on this CPU: our backends against PyTorch eager, ONNX Runtime and OpenVINO.
+
+Every backend runs in its own worker process whose thread count is fixed in its environment before NumPy,
+Numba, torch or a runtime is imported. The workers build the same model (our random weights; the PyTorch model
+is Hugging Face's LeViT holding them, and ONNX Runtime and OpenVINO run its ONNX export), check their logits
+against ours, then wait. The parent asks them in turn, round after round (the order rotating each round), to
+time batch-1 calls (latency) and batch-N calls (throughput), so slow drifts of a shared machine hit every
+backend alike. Only one worker computes at a time.
+
+    python -m levit_np.bench worker '{"backend": "numba", ...}'   # what the parent starts; speaks JSON lines
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+BACKENDS = ("numba", "numpy", "torch", "onnxruntime", "openvino")
+OURS = "numba"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                    "LEVIT_THREADS", "TBB_NUM_THREADS")
+MARK = "@@bench "  # prefix of protocol lines on a worker's stdout (libraries may print there too)
+PACKAGES = {"torch": ("torch", "transformers"), "export": ("torch", "transformers", "onnx"),
+            "onnxruntime": ("torch", "transformers", "onnx", "onnxruntime"),
+            "openvino": ("torch", "transformers", "onnx", "openvino")}
+
+
+@dataclass
+class Settings:
+    """What one `levit bench` run measures."""
+
+    variant: str = "levit_128s"
+    batch: int = 32  # images per call for the throughput figure
+    threads: int = 1
+    rounds: int = 5
+    seconds: float = 0.5  # timed per backend, per round, for each of latency and throughput
+    backends: tuple[str, ...] = BACKENDS
+    seed: int = 0
+
+
+@dataclass
+class Result:
+    """One backend's samples: seconds per call at batch 1 and at batch N."""
+
+    backend: str
+    latency: list[float] = field(default_factory=list)
+    batch_times: list[float] = field(default_factory=list)
+    error_vs_ours: Optional[float] = None  # max|logits - ours| / max|ours| at batch 1
+    detail: str = ""
+    skipped: Optional[str] = None
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """The environment of a worker: every thread pool pinned to `threads`."""
+    env = dict(os.environ)
+    env.update({name: str(threads) for name in THREAD_VARIABLES})
+    return env
+
+
+def missing_packages(backend: str) -> list[str]:
+    """Packages `backend` needs that are not installed (found without importing them)."""
+    import importlib.util
+
+    return [name for name in PACKAGES.get(backend, ()) if importlib.util.find_spec(name) is None]
+
+
+def quantiles(values: list[float]) -> tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile)."""
+    import numpy as np
+
+    q = np.percentile(np.asarray(values, dtype=np.float64), [25, 50, 75])
+    return float(q[0]), float(q[1]), float(q[2])
+
+
+# ---------------------------------------------------------------- the worker side
+
+
+def _our_model(spec: dict, backend: str):
+    import levit_np
+
+    return levit_np.create(spec["variant"], seed=spec["seed"], backend=backend)
+
+
+def _torch_model(spec: dict):
+    """Hugging Face LevitForImageClassificationWithTeacher (the official architecture) holding our weights."""
+    import torch
+
+    from .config import get_config
+    from .params import random_params
+    from .torch_reference import hf_model
+
+    torch.set_num_threads(spec["threads"])
+    cfg = get_config(spec["variant"])
+    return hf_model(cfg, random_params(cfg, spec["seed"]))
+
+
+def export_onnx(spec: dict, path: str) -> None:
+    """Write the PyTorch model as ONNX (TorchScript exporter, opset 17, dynamic batch), logits as the output."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values):
+            return self.model(pixel_values=pixel_values).logits
+
+    model = Logits(_torch_model(spec)).eval()
+    x = torch.zeros(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.onnx.export(model, (x,), path, input_names=["pixel_values"], output_names=["logits"],
+                          dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+
+
+def make_runner(spec: dict) -> tuple[Callable, str]:
+    """A function images (B, 3, 224, 224) float32 -> logits (B, classes), and a one-line description."""
+    backend = spec["backend"]
+    threads = spec["threads"]
+    if backend in ("numba", "numpy"):
+        model = _our_model(spec, backend)
+        return model, f"levit-np {backend}"
+    if backend == "torch":
+        import torch
+
+        model = _torch_model(spec)
+        torch.set_num_interop_threads(1)
+
+        def run_torch(x):
+            with torch.inference_mode():
+                return model(pixel_values=torch.from_numpy(x)).logits.numpy()
+        return run_torch, f"PyTorch {torch.__version__} eager (transformers LeViT)"
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(spec["onnx"], options, providers=["CPUExecutionProvider"])
+        return (lambda x: session.run(["logits"], {"pixel_values": x})[0]), f"ONNX Runtime {ort.__version__}"
+    if backend == "openvino":
+        import openvino as ov
+
+        core = ov.Core()
+        compiled: dict[int, Callable] = {}
+        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+                  "PERFORMANCE_HINT": "LATENCY"}
+
+        def run_openvino(x):
+            if x.shape[0] not in compiled:  # one static-shape compilation per batch size
+                model = core.read_model(spec["onnx"])
+                model.reshape({"pixel_values": list(x.shape)})
+                compiled[x.shape[0]] = core.compile_model(model, "CPU", config)
+            return compiled[x.shape[0]](x)[0]
+        return run_openvino, f"OpenVINO {ov.get_version().split('-')[0]}, f32"
+    raise ValueError(f"unknown backend {backend!r}")
+
+
+def time_calls(run: Callable, x, seconds: float, min_calls: int) -> list[float]:
+    """Seconds per call: one untimed call, then calls until `seconds` have passed and `min_calls` were made."""
+    run(x)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _reply(message: dict) -> None:
+    sys.stdout.write(MARK + json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def worker(spec: dict) -> None:
+    """Build the runner, report its batch-1 logits, then serve timing requests read from stdin as JSON lines."""
+    import numpy as np
+
+    try:
+        run, detail = make_runner(spec)
+        probe = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
+        logits = np.asarray(run(probe), dtype=np.float32)
+        _reply({"ready": True, "detail": detail, "logits": logits.ravel().tolist()})
+    except Exception as e:  # reported to the parent as a skipped backend
+        _reply({"ready": False, "error": f"{type(e).__name__}: {e}"})
+        return
+    images = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("quit"):
+            break
+        batch = request["batch"]
+        if batch not in images:
+            images[batch] = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+        _reply({"times": time_calls(run, images[batch], request["seconds"], request["min_calls"])})
+
+
+# ---------------------------------------------------------------- the parent side
+
+
+class Worker:
+    """A backend's process and its JSON-line channel."""
+
+    def __init__(self, spec: dict, env: dict):
+        self.backend = spec["backend"]
+        self.process = subprocess.Popen([sys.executable, "-m", "levit_np.bench", "worker", json.dumps(spec)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=env, text=True)
+
+    def receive(self) -> dict:
+        for line in self.process.stdout:
+            if line.startswith(MARK):
+                return json.loads(line[len(MARK):])
+        tail = self.process.stderr.read().strip().splitlines()[-1:] if self.process.stderr else []
+        raise RuntimeError(f"{self.backend} worker exited: {' '.join(tail) or 'no message'}")
+
+    def ask(self, request: dict) -> dict:
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return self.receive()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write(json.dumps({"quit": True}) + "\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+
+
+def _export(settings: Settings, path: str, env: dict) -> Optional[str]:
+    """Export the ONNX model in a child process; None on success, else the reason."""
+    spec = json.dumps({"variant": settings.variant, "seed": settings.seed, "threads": settings.threads})
+    done = subprocess.run([sys.executable, "-m", "levit_np.bench", "export", spec, path], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        return f"ONNX export failed: {lines[-1] if lines else done.returncode}"
+    return None
+
+
+def run_bench(settings: Settings, log: Callable[[str], None] = lambda message: None) -> dict:
+    """Measure every requested backend; the result dict is what `levit bench --json` prints."""
+    import numpy as np
+
+    from .config import get_config
+
+    cfg = get_config(settings.variant)
+    settings.variant = cfg.name
+    env = thread_environment(settings.threads)
+    results = {name: Result(name) for name in settings.backends}
+    with tempfile.TemporaryDirectory(prefix="levit-bench-") as tmp:
+        onnx_path = os.path.join(tmp, f"{cfg.name}.onnx")
+        export_problem: Optional[str] = None
+        if {"onnxruntime", "openvino"} & set(settings.backends) and not missing_packages("export"):
+            log("exporting the PyTorch model to ONNX (opset 17)...")
+            export_problem = _export(settings, onnx_path, env)
+        workers: dict[str, Worker] = {}
+        try:
+            for name in settings.backends:
+                missing = missing_packages(name)
+                if missing:
+                    results[name].skipped = f"not installed: {', '.join(missing)}"
+                    continue
+                if name in ("onnxruntime", "openvino") and export_problem:
+                    results[name].skipped = export_problem
+                    continue
+                log(f"starting {name} ({settings.threads} thread(s))...")
+                spec = {"backend": name, "variant": cfg.name, "seed": settings.seed, "threads": settings.threads,
+                        "onnx": onnx_path}
+                workers[name] = Worker(spec, env)
+            logits = {}
+            for name, w in list(workers.items()):
+                reply = w.receive()
+                if not reply.get("ready"):
+                    results[name].skipped = reply.get("error", "failed to start")
+                    w.close()
+                    del workers[name]
+                    continue
+                results[name].detail = reply["detail"]
+                logits[name] = np.asarray(reply["logits"], dtype=np.float64)
+            if logits:
+                reference = logits.get(OURS, next(iter(logits.values())))
+                for name, values in logits.items():
+                    results[name].error_vs_ours = float(np.abs(values - reference).max() / np.abs(reference).max())
+            order = list(workers)
+            for round_index in range(settings.rounds):
+                log(f"round {round_index + 1}/{settings.rounds}")
+                shift = round_index % max(1, len(order))
+                for name in order[shift:] + order[:shift]:
+                    w = workers[name]
+                    results[name].latency += w.ask({"batch": 1, "seconds": settings.seconds, "min_calls": 3})["times"]
+                    results[name].batch_times += w.ask({"batch": settings.batch, "seconds": settings.seconds,
+                                                        "min_calls": 2})["times"]
+        finally:
+            for w in workers.values():
+                w.close()
+    return summarise(settings, cfg, results)
+
+
+def sgemm_rate(threads: int) -> float:
+    """NumPy's sgemm GFLOP/s on 1024^3 with `threads` BLAS threads, in a child process (the limit to compare with)."""
+    code = ("import time, numpy as np\n"
+            "a = np.ones((1024, 1024), np.float32); b = a.copy(); a @ b\n"
+            "best = min((lambda t0: (a @ b, time.perf_counter() - t0)[1])(time.perf_counter()) for _ in range(20))\n"
+            "print(2 * 1024 ** 3 / best / 1e9)\n")
+    done = subprocess.run([sys.executable, "-c", code], env=thread_environment(threads), capture_output=True,
+                          text=True)
+    return float(done.stdout.strip()) if done.returncode == 0 else float("nan")
+
+
+def summarise(settings: Settings, cfg, results: dict[str, Result]) -> dict:
+    """Medians, interquartile ranges, images/s, GFLOP/s and the ratios against ours (numba)."""
+    from .flops import total_flops
+
+    macs = total_flops(cfg)
+    rows = {}
+    for name, r in results.items():
+        if r.skipped or not r.latency:
+            rows[name] = {"skipped": r.skipped or "no samples"}
+            continue
+        lat = quantiles(r.latency)
+        thr = quantiles(r.batch_times)
+        rows[name] = {
+            "detail": r.detail,
+            "latency_ms": {"median": lat[1] * 1e3, "p25": lat[0] * 1e3, "p75": lat[2] * 1e3,
+                           "min": min(r.latency) * 1e3, "samples": len(r.latency)},
+            "throughput_img_s": {"median": settings.batch / thr[1], "p25": settings.batch / thr[2],
+                                 "p75": settings.batch / thr[0], "samples": len(r.batch_times)},
+            "gflops_latency": 2 * macs / lat[1] / 1e9,
+            "gflops_throughput": 2 * macs * settings.batch / thr[1] / 1e9,
+            "max_rel_diff_vs_ours": r.error_vs_ours,
+        }
+    ours = rows.get(OURS, {})
+    for name, row in rows.items():
+        if "latency_ms" in row and "latency_ms" in ours:
+            row["ours_latency_ratio"] = ours["latency_ms"]["median"] / row["latency_ms"]["median"]
+            row["ours_throughput_ratio"] = (ours["throughput_img_s"]["median"] /
+                                            row["throughput_img_s"]["median"])
+    return {"variant": cfg.name, "macs_per_image": macs, "threads": settings.threads, "batch": settings.batch,
+            "rounds": settings.rounds, "seconds_per_measurement": settings.seconds,
+            "sgemm_gflops": sgemm_rate(settings.threads), "cpu": _cpu_name(), "backends": rows}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["worker"]:
+        worker(json.loads(argv[1]))
+    elif argv[:1] == ["export"]:
+        export_onnx(json.loads(argv[1]), argv[2])
+    else:
+        raise SystemExit("usage: python -m levit_np.bench worker SPEC | export SPEC PATH")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
