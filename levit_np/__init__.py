@@ -13,12 +13,22 @@ import os
 
 from .config import VARIANTS, LevitConfig, get_config
 from .errors import CheckpointError, ConversionError, ImageError, LevitError, WeightsFileError
-from .model import LevitModel
 
 
-def load(path: str | os.PathLike, backend: str = "numpy", variant: str | None = None) -> LevitModel:
+def __getattr__(name: str):
+    """`LevitModel` is imported on first use, so `import levit_np.config` (the CLI's option lists) stays
+    free of NumPy and thread counts can still be fixed before NumPy loads."""
+    if name == "LevitModel":
+        from .model import LevitModel
+
+        return LevitModel
+    raise AttributeError(f"module 'levit_np' has no attribute {name!r}")
+
+
+def load(path: str | os.PathLike, backend: str = "numpy", variant: str | None = None) -> "LevitModel":
     """Load a model from a levit-np `.h5` file, or from any checkpoint `levit convert` reads (converted in memory)."""
     from .fileio import is_hdf5
+    from .model import LevitModel
 
     if is_hdf5(path):
         from .weights_file import read_weights
@@ -31,8 +41,9 @@ def load(path: str | os.PathLike, backend: str = "numpy", variant: str | None = 
     return LevitModel(conversion.config, conversion.params, backend)
 
 
-def create(variant: str, seed: int = 0, backend: str = "numpy") -> LevitModel:
+def create(variant: str, seed: int = 0, backend: str = "numpy") -> "LevitModel":
     """A model with random weights (random BN statistics and attention biases too), for tests and timing."""
+    from .model import LevitModel
     from .params import random_params
 
     cfg = get_config(variant)
