@@ -119,7 +119,7 @@ def render(maps: list[BiasMap], path, fmt: str = "png", title: str = "") -> None
     cols = max(m.maps.shape[0] for m in maps)
     limit = max(float(np.abs(m.maps).max()) for m in maps) or 1.0
     cell = 0.82
-    fig, axes = plt.subplots(len(maps), cols, figsize=(1.3 + cols * cell, 0.9 + len(maps) * cell), squeeze=False)
+    fig, axes = plt.subplots(len(maps), cols, figsize=(1.3 + cols * cell, 1.2 + len(maps) * cell), squeeze=False)
     image = None
     for row, m in enumerate(maps):
         for head in range(cols):
@@ -135,11 +135,12 @@ def render(maps: list[BiasMap], path, fmt: str = "png", title: str = "") -> None
                 ax.set_title(f"head {head}", fontsize=8, pad=3)
         rows, cols_k = m.key_grid
         axes[row, 0].set_ylabel(f"{m.label}\n{rows}x{cols_k} keys", fontsize=8, rotation=0, ha="right", va="center")
-    fig.subplots_adjust(left=1.2 / fig.get_figwidth(), right=0.9, top=1 - 0.6 / fig.get_figheight(),
+    fig.subplots_adjust(left=1.2 / fig.get_figwidth(), right=0.9, top=1 - 0.95 / fig.get_figheight(),
                         bottom=0.2 / fig.get_figheight(), wspace=0.08, hspace=0.25)
-    bar_ax = fig.add_axes([0.925, 0.2, 0.015, 0.6])
-    fig.colorbar(image, cax=bar_ax).set_label("attention bias (added to q.k / sqrt(D))", fontsize=8)
+    top, bottom = axes[0, 0].get_position().y1, axes[-1, 0].get_position().y0
+    bar_ax = fig.add_axes([0.925, bottom, 0.015, top - bottom])  # as tall as the maps
+    fig.colorbar(image, cax=bar_ax).set_label("bias added to q.k / sqrt(D)", fontsize=8)
     fig.suptitle((title + "\n" if title else "") + "bias from the query at the outlined upper-left token "
-                 "to every key", fontsize=10)
+                 "to every key", fontsize=10, y=1 - 0.12 / fig.get_figheight(), va="top")
     fig.savefig(path, dpi=110, format=fmt, bbox_inches="tight", pad_inches=0.15)  # keep the colour-bar labels
     plt.close(fig)
