@@ -52,7 +52,7 @@ def create(variant: str, seed: int = 0, backend: str = "numpy") -> "LevitModel":
 
 def preprocess(image, **kwargs):
     """A path or PIL image -> float32 (3, 224, 224), exactly the official evaluation transform."""
-    from .preprocess import preprocess as _preprocess
+    from .preprocessing import preprocess as _preprocess
 
     return _preprocess(image, **kwargs)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import LevitError
 from .labels import label, softmax, top_k, wnid
-from .preprocess import DEFAULT_CROP_PCT, preprocess
+from .preprocessing import DEFAULT_CROP_PCT, preprocess
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_TOP_K = 5

@@ -35,7 +35,7 @@ def cover_short_side(image_size: tuple[int, int], height: int, width: int) -> in
 
     `resized_shape` truncates the longer side, so the smallest length is searched upward from the estimate.
     """
-    from .preprocess import resized_shape
+    from .preprocessing import resized_shape
 
     w, h = image_size
     short = max(math.ceil(width * min(w, h) / w), math.ceil(height * min(w, h) / h))
@@ -61,7 +61,7 @@ def preprocess_hw(image, height: int, width: int, crop_pct: float = 0.875) -> np
     Otherwise the image is resized (bicubic, aspect kept) until it covers floor(H / crop_pct) x
     floor(W / crop_pct), then centre-cropped to H x W: the same "crop 87.5% of the middle" rule, per side.
     """
-    from .preprocess import (open_image, preprocess, resize_shorter_side, resize_size, to_normalized_array,
+    from .preprocessing import (open_image, preprocess, resize_shorter_side, resize_size, to_normalized_array,
                              to_rgb)
 
     check_input_size(height, width)

@@ -12,7 +12,7 @@ import levit_np
 from levit_np.attention_bias import bias_index, gather_bias, resample_table
 from levit_np.config import blocks
 from levit_np.input_size import cover_short_side, preprocess_hw, token_grids
-from levit_np.preprocess import preprocess  # not levit_np.preprocess: importing the submodule shadows it
+from levit_np.preprocessing import preprocess
 
 OTHER_SIZES = [(160, 224), (288, 288), (224, 320)]
 

@@ -24,7 +24,7 @@ from PIL import Image
 
 import levit_np
 from levit_np.labels import label, softmax, wnid
-from levit_np.preprocess import preprocess
+from levit_np.preprocessing import preprocess
 
 from conftest import SHARED
 from levit_cli.inputs import IMAGE_EXTENSIONS, expand
