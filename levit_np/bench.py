@@ -323,6 +323,7 @@ def sgemm_rate(threads: int) -> float:
 
 def summarise(settings: Settings, cfg, results: dict[str, Result]) -> dict:
     """Medians, interquartile ranges, images/s, GFLOP/s and the ratios against ours (numba)."""
+    from .block_profile import cpu_name
     from .flops import total_flops
 
     macs = total_flops(cfg)
@@ -351,20 +352,7 @@ def summarise(settings: Settings, cfg, results: dict[str, Result]) -> dict:
                                             row["throughput_img_s"]["median"])
     return {"variant": cfg.name, "macs_per_image": macs, "threads": settings.threads, "batch": settings.batch,
             "rounds": settings.rounds, "seconds_per_measurement": settings.seconds,
-            "sgemm_gflops": sgemm_rate(settings.threads), "cpu": _cpu_name(), "backends": rows}
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
+            "sgemm_gflops": sgemm_rate(settings.threads), "cpu": cpu_name(), "backends": rows}
 
 
 def main(argv: list[str]) -> None:
