@@ -23,70 +23,73 @@ class Layout:
     ignored_suffixes: tuple[str, ...]  # source keys with these endings are read but not needed
 
 
-def _layer_keys(out: dict, canonical: str, source: str, linear: str, bn: str) -> None:
-    """A conv/linear + BN pair: `<source>.<linear>.weight` and `<source>.<bn>.*`."""
+@dataclass(frozen=True)
+class Naming:
+    """How one layout names things; `map_keys` turns it into the full table for a config."""
+
+    stem: str  # source prefix of stem conv i (1-based), with {i} and {j} = 2*(i-1) available
+    stem_conv: str  # the name of the conv inside a stem conv+BN pair
+    block: Callable[[LevitConfig, Block, int], str]  # (cfg, block, flat index) -> source prefix
+    parts: dict[str, dict[str, str]]  # block kind -> {canonical part: source part}; "" = the block itself
+    linear: str  # the name of a conv/linear inside a conv/linear+BN pair
+    bn: str  # the name of its BatchNorm
+    heads: tuple[str, str]  # source prefixes of head and head_dist
+    head_linear: str
+
+
+def _layer_keys(out: dict, canonical: str, source: str, naming: Naming, linear: str) -> None:
+    """A conv/linear without bias (`<source>.<linear>.weight`) and its BatchNorm (`<source>.<bn>.*`)."""
     out[f"{canonical}.weight"] = f"{source}.{linear}.weight"
     for leaf in BN_LEAVES:
-        out[f"{canonical}.{leaf}"] = f"{source}.{bn}.{leaf[3:]}"
+        out[f"{canonical}.{leaf}"] = f"{source}.{naming.bn}.{leaf[3:]}"
 
 
-def _head_keys(out: dict, canonical: str, source: str, bn: str, linear: str) -> None:
-    for leaf in BN_LEAVES:
-        out[f"{canonical}.{leaf}"] = f"{source}.{bn}.{leaf[3:]}"
-    out[f"{canonical}.weight"] = f"{source}.{linear}.weight"
-    out[f"{canonical}.bias"] = f"{source}.{linear}.bias"
-
-
-def official_keys(cfg: LevitConfig) -> dict[str, str]:
-    """facebookresearch/LeViT levit.py: `patch_embed.{0,2,4,6}.c`, one flat `blocks.{i}` Sequential.
-
-    Residual blocks wrap their module in `.m`; the shrink attention is not residual, so it has no `.m`.
-    Its query path is Sequential(Subsample, Linear_BN), hence `q.1`; every proj is Sequential(act, Linear_BN).
-    """
+def map_keys(cfg: LevitConfig, naming: Naming) -> dict[str, str]:
+    """{canonical name: source key} for every tensor, in canonical (checkpoint) order."""
     out: dict[str, str] = {}
-    for i in range(4):
-        _layer_keys(out, f"stem.conv{i + 1}", f"patch_embed.{2 * i}", "c", "bn")
+    for i in range(1, 5):
+        _layer_keys(out, f"stem.conv{i}", naming.stem.format(i=i, j=2 * (i - 1)), naming, naming.stem_conv)
     for index, block in enumerate(blocks(cfg)):
-        src = f"blocks.{index}"
-        if block.kind == "attn":
-            out[f"{block.name}.attention_biases"] = f"{src}.m.attention_biases"
-            _layer_keys(out, f"{block.name}.qkv", f"{src}.m.qkv", "c", "bn")
-            _layer_keys(out, f"{block.name}.proj", f"{src}.m.proj.1", "c", "bn")
-        elif block.kind == "down":
-            out[f"{block.name}.attention_biases"] = f"{src}.attention_biases"
-            _layer_keys(out, f"{block.name}.kv", f"{src}.kv", "c", "bn")
-            _layer_keys(out, f"{block.name}.q", f"{src}.q.1", "c", "bn")
-            _layer_keys(out, f"{block.name}.proj", f"{src}.proj.1", "c", "bn")
-        else:
-            _layer_keys(out, f"{block.name}.fc1", f"{src}.m.0", "c", "bn")
-            _layer_keys(out, f"{block.name}.fc2", f"{src}.m.2", "c", "bn")
-    _head_keys(out, "head", "head", "bn", "l")
-    _head_keys(out, "head_dist", "head_dist", "bn", "l")
+        src = naming.block(cfg, block, index)
+        parts = naming.parts[block.kind]
+        if "attention_biases" in parts:
+            out[f"{block.name}.attention_biases"] = _join(src, parts["attention_biases"], "attention_biases")
+        for part in block_layers(block):
+            _layer_keys(out, f"{block.name}.{part}", _join(src, parts[part]), naming, naming.linear)
+    for canonical, source in zip(("head", "head_dist"), naming.heads):  # BatchNorm, then a linear with bias
+        for leaf in BN_LEAVES:
+            out[f"{canonical}.{leaf}"] = f"{source}.{naming.bn}.{leaf[3:]}"
+        out[f"{canonical}.weight"] = f"{source}.{naming.head_linear}.weight"
+        out[f"{canonical}.bias"] = f"{source}.{naming.head_linear}.bias"
     return out
 
 
-def timm_keys(cfg: LevitConfig) -> dict[str, str]:
-    """timm >= 0.8 `levit_*`: `stem.conv{1..4}`, `stages.{s}.blocks.{j}.{attn,mlp}`, shrink pair in `downsample`."""
-    out: dict[str, str] = {}
-    for i in range(4):
-        _layer_keys(out, f"stem.conv{i + 1}", f"stem.conv{i + 1}", "linear", "bn")
-    for block in blocks(cfg):
-        if block.kind == "attn":
-            out[f"{block.name}.attention_biases"] = f"{block.name}.attention_biases"
-            _layer_keys(out, f"{block.name}.qkv", f"{block.name}.qkv", "linear", "bn")
-            _layer_keys(out, f"{block.name}.proj", f"{block.name}.proj.ln", "linear", "bn")
-        elif block.kind == "down":
-            src = block.name.replace(".attn", ".attn_downsample")
-            out[f"{block.name}.attention_biases"] = f"{src}.attention_biases"
-            _layer_keys(out, f"{block.name}.kv", f"{src}.kv", "linear", "bn")
-            _layer_keys(out, f"{block.name}.q", f"{src}.q.ln", "linear", "bn")
-            _layer_keys(out, f"{block.name}.proj", f"{src}.proj.ln", "linear", "bn")
-        else:
-            _layer_keys(out, f"{block.name}.fc1", f"{block.name}.ln1", "linear", "bn")
-            _layer_keys(out, f"{block.name}.fc2", f"{block.name}.ln2", "linear", "bn")
-    _head_keys(out, "head", "head", "bn", "linear")
-    _head_keys(out, "head_dist", "head_dist", "bn", "linear")
-    return out
+def _join(*parts: str) -> str:
+    return ".".join(part for part in parts if part)
+
+
+# facebookresearch/LeViT levit.py: `patch_embed.{0,2,4,6}.c`, one flat `blocks.{i}` Sequential. Residual blocks wrap
+# their module in `.m`; the shrink attention is not residual, so it has none. Its query path is
+# Sequential(Subsample, Linear_BN), hence `q.1`; every proj is Sequential(Hardswish, Linear_BN), hence `proj.1`.
+OFFICIAL = Naming(
+    stem="patch_embed.{j}", stem_conv="c",
+    block=lambda cfg, block, index: f"blocks.{index}",
+    parts={"attn": {"attention_biases": "m", "qkv": "m.qkv", "proj": "m.proj.1"},
+           "down": {"attention_biases": "", "kv": "kv", "q": "q.1", "proj": "proj.1"},
+           "mlp": {"fc1": "m.0", "fc2": "m.2"}},
+    linear="c", bn="bn", heads=("head", "head_dist"), head_linear="l",
+)
+
+# timm >= 0.8 `levit_*`: `stem.conv{1..4}`, `stages.{s}.blocks.{j}.{attn,mlp}`; the shrink pair opens a stage as
+# `stages.{s}.downsample.{attn_downsample,mlp}` (our names, but for `attn_downsample`).
+TIMM = Naming(
+    stem="stem.conv{i}", stem_conv="linear",
+    block=lambda cfg, block, index: block.name.replace("downsample.attn", "downsample.attn_downsample"),
+    parts={"attn": {"attention_biases": "", "qkv": "qkv", "proj": "proj.ln"},
+           "down": {"attention_biases": "", "kv": "kv", "q": "q.ln", "proj": "proj.ln"},
+           "mlp": {"fc1": "ln1", "fc2": "ln2"}},
+    linear="linear", bn="bn", heads=("head", "head_dist"), head_linear="linear",
+)
 
 
 def _hf_layer_index(cfg: LevitConfig) -> dict[str, tuple[int, int]]:
@@ -100,34 +103,33 @@ def _hf_layer_index(cfg: LevitConfig) -> dict[str, tuple[int, int]]:
     return index
 
 
+def _hf_block(cfg: LevitConfig, block: Block, index: int) -> str:
+    stage, layer = _hf_layer_index(cfg)[block.name]
+    return f"levit.encoder.stages.{stage}.layers.{layer}"
+
+
+# transformers `LevitForImageClassificationWithTeacher`: residual layers wrap their module in `.module`; the
+# shrink attention (not residual) has none.
+HF = Naming(
+    stem="levit.patch_embeddings.embedding_layer_{i}", stem_conv="convolution",
+    block=_hf_block,
+    parts={"attn": {"attention_biases": "module", "qkv": "module.queries_keys_values", "proj": "module.projection"},
+           "down": {"attention_biases": "", "kv": "keys_values", "q": "queries", "proj": "projection"},
+           "mlp": {"fc1": "module.linear_up", "fc2": "module.linear_down"}},
+    linear="linear", bn="batch_norm", heads=("classifier", "classifier_distill"), head_linear="linear",
+)
+
+
+def official_keys(cfg: LevitConfig) -> dict[str, str]:
+    return map_keys(cfg, OFFICIAL)
+
+
+def timm_keys(cfg: LevitConfig) -> dict[str, str]:
+    return map_keys(cfg, TIMM)
+
+
 def hf_keys(cfg: LevitConfig) -> dict[str, str]:
-    """transformers `LevitForImageClassificationWithTeacher`: `levit.patch_embeddings`, `levit.encoder.stages`."""
-    out: dict[str, str] = {}
-    for i in range(4):
-        _layer_keys(out, f"stem.conv{i + 1}", f"levit.patch_embeddings.embedding_layer_{i + 1}",
-                    "convolution", "batch_norm")
-    for name, (stage, layer) in _hf_layer_index(cfg).items():
-        src = f"levit.encoder.stages.{stage}.layers.{layer}"
-        block = _block_named(cfg, name)
-        if block.kind == "attn":
-            out[f"{name}.attention_biases"] = f"{src}.module.attention_biases"
-            _layer_keys(out, f"{name}.qkv", f"{src}.module.queries_keys_values", "linear", "batch_norm")
-            _layer_keys(out, f"{name}.proj", f"{src}.module.projection", "linear", "batch_norm")
-        elif block.kind == "down":
-            out[f"{name}.attention_biases"] = f"{src}.attention_biases"
-            _layer_keys(out, f"{name}.kv", f"{src}.keys_values", "linear", "batch_norm")
-            _layer_keys(out, f"{name}.q", f"{src}.queries", "linear", "batch_norm")
-            _layer_keys(out, f"{name}.proj", f"{src}.projection", "linear", "batch_norm")
-        else:
-            _layer_keys(out, f"{name}.fc1", f"{src}.module.linear_up", "linear", "batch_norm")
-            _layer_keys(out, f"{name}.fc2", f"{src}.module.linear_down", "linear", "batch_norm")
-    _head_keys(out, "head", "classifier", "batch_norm", "linear")
-    _head_keys(out, "head_dist", "classifier_distill", "batch_norm", "linear")
-    return out
-
-
-def _block_named(cfg: LevitConfig, name: str) -> Block:
-    return next(block for block in blocks(cfg) if block.name == name)
+    return map_keys(cfg, HF)
 
 
 LAYOUTS = {
