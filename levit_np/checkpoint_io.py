@@ -44,14 +44,42 @@ class _BadRecord(Exception):
     """Raised while unpickling; turned into a CheckpointError that names the file."""
 
 
-class _Elem:
+class _Frozen:
+    """Objects the unpickler hands out are shared by every load: pickle's BUILD opcode must not change them
+    (a crafted file could otherwise alter how *later* files are read). No __dict__, no attribute setting."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _BadRecord("a record tries to modify a loader object")
+
+    def _init(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+
+class _Elem(_Frozen):
     """An element type: a torch storage class (``torch.FloatStorage``) or dtype (``torch.float32``)."""
 
+    __slots__ = ("name", "dtype", "bf16")
+
     def __init__(self, name: str, dtype: str, bf16: bool = False) -> None:
-        self.name, self.dtype, self.bf16 = name, np.dtype(dtype), bf16
+        self._init(name=name, dtype=np.dtype(dtype), bf16=bf16)
 
     def __repr__(self) -> str:
         return self.name
+
+
+class _Allowed(_Frozen):
+    """A read-only stand-in for an allowed torch function (functions themselves accept new attributes)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Any) -> None:
+        self._init(fn=fn)
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
 
 
 class _Storage:
@@ -78,7 +106,7 @@ _DTYPES = {
         ("uint16", "<u2"), ("uint32", "<u4"), ("uint64", "<u8"),
     ]
 }
-_TENSOR_TYPE = object()  # stands for the class torch.Tensor in _rebuild_from_type_v2
+_TENSOR_TYPE = _Frozen()  # stands for the class torch.Tensor in _rebuild_from_type_v2
 
 
 def _tensor(storage: Any, elem: _Elem, offset: Any, size: Any, stride: Any) -> np.ndarray:
@@ -121,7 +149,8 @@ def _rebuild_parameter(data: Any, *_: Any) -> Any:
 
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> Any:
     """Replaces ``torch._tensor._rebuild_from_type_v2`` for plain tensors (it would also restore a subclass)."""
-    known = any(func is f for f in (_rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter))
+    known = any(func is _ALLOWED[("torch._utils", name)]
+                for name in ("_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter"))
     if not known or new_type is not _TENSOR_TYPE:
         raise _BadRecord("a tensor record uses a tensor subclass, which is not supported")
     return func(*args)
@@ -129,11 +158,11 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> An
 
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+    ("torch._utils", "_rebuild_tensor_v2"): _Allowed(_rebuild_tensor_v2),
+    ("torch._utils", "_rebuild_tensor_v3"): _Allowed(_rebuild_tensor_v3),
+    ("torch._utils", "_rebuild_parameter"): _Allowed(_rebuild_parameter),
+    ("torch._tensor", "_rebuild_from_type_v2"): _Allowed(_rebuild_from_type_v2),
+    ("torch._utils", "_rebuild_parameter_with_state"): _Allowed(_rebuild_parameter),
     ("torch._tensor", "Tensor"): _TENSOR_TYPE,
     ("torch", "Tensor"): _TENSOR_TYPE,
     ("torch.storage", "UntypedStorage"): _STORAGES["UntypedStorage"],

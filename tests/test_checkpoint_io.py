@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -483,3 +484,25 @@ def test_torch_legacy_format(tmp_path):
     path = tmp_path / "legacy.pth"
     torch.save({"w": torch.ones(2)}, path, _use_new_zipfile_serialization=False)
     _raises(path, "legacy.pth", "legacy PyTorch format (before 1.6) is not supported")
+
+
+@pytest.mark.parametrize("target", ["torch\nFloatStorage", "torch._utils\n_rebuild_tensor_v2", "torch\nTensor"])
+def test_build_opcode_cannot_modify_loader_objects(tmp_path, target):
+    """pickle's BUILD on an allowed global must fail and leave later loads untouched."""
+    payload = (b"\x80\x02}q\x00(X\x01\x00\x00\x00xc" + target.encode() + b"\n}X\x04\x00\x00\x00bf16\x88sbu.")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data.pkl", payload)
+    path = tmp_path / "poison.pth"
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(CheckpointError):
+        read_state_dict(path)
+    state = {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    clean = tmp_path / "clean.safetensors"
+    from safetensors.numpy import save_file
+
+    save_file(state, str(clean))
+    np.testing.assert_array_equal(read_state_dict(clean)["w"], state["w"])
+    from levit_np import checkpoint_io
+
+    assert checkpoint_io._STORAGES["FloatStorage"].bf16 is False
