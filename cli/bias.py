@@ -41,7 +41,7 @@ def bias(weights: Optional[str], model: Optional[str], random_variant: Optional[
     import numpy as np
 
     from levit_np.bias_maps import bias_maps, render, to_arrays, to_json
-    from levit_np.fileio import atomic_output
+    from levit_np.fileio import atomic_output, check_output_path
 
     from .console import err, print_json
 
@@ -49,6 +49,8 @@ def bias(weights: Optional[str], model: Optional[str], random_variant: Optional[
     if suffix is not None and suffix not in FIGURE_TYPES + NUMBER_TYPES:
         raise click.BadParameter(f"unknown file type {Path(out_path).suffix!r}; use one of "
                                  f"{', '.join('.' + t for t in FIGURE_TYPES + NUMBER_TYPES)}", param_hint="--out")
+    if out_path:
+        check_output_path(out_path)
     height, width = checked_size(size)
     net = load_any_model(weights, model, random_variant, seed)
     maps = bias_maps(net.config, net.params, (height, width), stage, block)

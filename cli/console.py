@@ -7,7 +7,8 @@ import sys
 
 from rich.console import Console
 
-out = Console()
+# Piped output is not cut to 80 columns: tables keep their numbers whole.
+out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
 
@@ -15,7 +16,3 @@ def print_json(data) -> None:
     """Plain JSON on stdout, no colour codes, so it can be piped."""
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
     sys.stdout.flush()
-
-
-def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", highlight=False)

@@ -42,8 +42,10 @@ def _expand_one(argument: str) -> list[Input]:
     if path.is_dir():
         found = _walk(path)
         return found or [Input(argument, f"{argument}: no image files in this directory")]
-    if path.exists() or not glob.has_magic(argument):
-        return [Input(argument)]  # a missing file is reported by the decoder, like any other bad image
+    if path.exists():
+        return [Input(argument)]  # an unreadable file is reported by the decoder, like any other bad image
+    if not glob.has_magic(argument):
+        return [Input(argument, f"{argument}: no such file")]
     found = []
     for match in sorted(glob.glob(argument, recursive=True)):
         if os.path.isdir(match):

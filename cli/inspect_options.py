@@ -16,7 +16,7 @@ from .options import MODEL_NAMES, load_model
 
 def random_model_options(f: Callable) -> Callable:
     """Add `--random VARIANT` and `--seed N` (parameters `random_variant` and `seed`)."""
-    f = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --random weights.")(f)
+    f = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the --random weights.")(f)
     f = click.option("--random", "random_variant", metavar="VARIANT", default=None,
                      help=f"Use random weights of this variant ({', '.join(MODEL_NAMES)}, or short: 128s, 256, "
                           f"...), random BatchNorm statistics and attention biases too, instead of --weights / "

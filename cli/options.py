@@ -78,3 +78,8 @@ def download_progress() -> Iterator[Callable]:
         yield progress
     finally:
         bar.stop()
+
+
+crop_pct_option = click.option(
+    "--crop-pct", type=click.FloatRange(0.25, 1.0), default=0.875, show_default=True,
+    help="Resize the shorter side to size/crop_pct before the centre crop (official 0.875, timm 0.9).")

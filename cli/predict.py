@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import load_model, model_options
+from .options import crop_pct_option, load_model, model_options
 
 PROGRESS_MIN_IMAGES = 8  # show a progress bar on stderr from this many images on
 
@@ -16,8 +16,7 @@ PROGRESS_MIN_IMAGES = 8  # show a progress bar on stderr from this many images o
               help="How many classes to show per image.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Images per forward pass.")
-@click.option("--crop-pct", type=click.FloatRange(0.25, 1.0), default=0.875, show_default=True,
-              help="Resize the shorter side to 224/crop_pct before the 224 centre crop (official 0.875, timm 0.9).")
+@crop_pct_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per image in input order.")
 @click.pass_context
 def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, model: str | None, k: int,
@@ -38,8 +37,8 @@ def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, mo
 
     verbose = bool((ctx.obj or {}).get("verbose"))
     inputs = expand(list(images))
-    net = load_model(weights, model, backend)
     paths = [item.path for item in inputs if item.error is None]
+    net = load_model(weights, model, backend) if paths else None  # no download when no input is readable
     with _progress(len(paths)) as on_progress:
         classified = iter(classify(net, paths, k=k, batch_size=batch_size, crop_pct=crop_pct,
                                    on_progress=on_progress, raise_unexpected=verbose))
@@ -53,7 +52,7 @@ def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, mo
                 err.print(f"[red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
             else:
                 _print_table(result)
-        if failed:
+        if failed and len(results) > 1:
             err.print(f"{len(failed)} of {len(results)} images failed", highlight=False, soft_wrap=True)
     if failed:
         ctx.exit(1)

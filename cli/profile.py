@@ -65,13 +65,14 @@ def single_thread_default(ctx: click.Context) -> str:
 
 
 def check_plot_target(path: str) -> None:
-    """Fail before measuring: matplotlib must import and the target must not be a directory."""
+    """Fail before measuring: matplotlib must import and the target must be a writable .png, .svg or .pdf."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise click.ClickException("--plot needs matplotlib: pip install 'levit-np[plot]'") from None
-    if os.path.isdir(path):
-        raise click.UsageError(f"--plot {path!r} is a directory")
+    from levit_np.fileio import check_output_path
+
+    check_output_path(path, suffixes=(".png", ".svg", ".pdf"))
 
 
 def blocks_command(repeats: int, as_json: bool, threads: str) -> None:
@@ -166,7 +167,7 @@ def model_command(model: Optional[str], weights: Optional[str], backend: str, ba
     result["threads"] = threads
     if plot is not None:
         with atomic_output(plot) as tmp:
-            plot_profile(result, tmp)
+            plot_profile(result, tmp, os.path.splitext(plot)[1].lstrip(".").lower())
         err.print(f"wrote {plot}", highlight=False)
     if as_json:
         print_json(result)

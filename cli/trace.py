@@ -7,7 +7,7 @@ from typing import Optional
 import click
 
 from .inspect_options import checked_size, load_any_model, random_model_options, size_option
-from .options import model_options
+from .options import crop_pct_option, model_options
 
 DIVERGENCE = 1e-4  # relative difference above which a block counts as parting from the reference
 
@@ -17,8 +17,7 @@ DIVERGENCE = 1e-4  # relative difference above which a block counts as parting f
 @model_options
 @random_model_options
 @size_option
-@click.option("--crop-pct", type=click.FloatRange(0, 1, min_open=True), default=0.875, show_default=True,
-              help="Resize to size/crop_pct before the centre crop (official 0.875).")
+@crop_pct_option
 @click.option("--against-torch", is_flag=True,
               help="Also run the official architecture in PyTorch (Hugging Face transformers) with the same "
                    "weights and print the max difference per block. Needs levit-np[reference]; square sizes only.")
@@ -42,6 +41,10 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
 
     from .console import err, print_json
 
+    from levit_np.fileio import atomic_output, check_output_path
+
+    if save_path:
+        check_output_path(save_path, suffixes=(".npz",))
     height, width = checked_size(size)
     net = load_any_model(weights, model, random_variant, seed, backend)
     x = preprocess_hw(image, height, width, crop_pct)[None]  # (1, 3, H, W)
@@ -53,8 +56,6 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
         reference = hf_trace(hf_model(net.config, net.params, (height, width)), net.config, x)
         diffs = max_differences(steps, reference)
     if save_path:
-        from levit_np.fileio import atomic_output
-
         arrays = {"input": x, **{step.name: step.value for step in steps}}
         arrays.update({f"torch/{name}": value for name, value in (reference or {}).items()})
         with atomic_output(save_path) as tmp, open(tmp, "wb") as f:

@@ -15,8 +15,8 @@ import numpy as np
 
 from .attention_bias import bias_index
 from .config import VARIANTS, LevitConfig, get_config
-from .errors import ConversionError
-from .fileio import sha256_file
+from .errors import ConversionError, OutputError
+from .fileio import check_output_path, sha256_file
 from .layouts import Layout, detect_layout, official_bias_index_keys
 from .params import param_shapes
 from .weights_file import summarize, write_weights
@@ -98,6 +98,9 @@ def read_checkpoint(path: str | os.PathLike, variant: Optional[str] = None) -> C
 
 def convert_checkpoint(src: str | os.PathLike, out: str | os.PathLike, variant: Optional[str] = None) -> Conversion:
     """`levit convert`: read `src`, check it strictly, write the HDF5 file `out` atomically."""
+    check_output_path(out)
+    if Path(out).exists() and Path(src).exists() and os.path.samefile(src, out):
+        raise OutputError(f"refusing to write {out}: it is the source checkpoint itself (choose another -o)")
     conversion = read_checkpoint(src, variant)
     write_weights(out, conversion.config, conversion.params,
                   source_name=Path(src).name, source_sha256=sha256_file(src), source_layout=conversion.layout.name)

@@ -19,3 +19,7 @@ class WeightsFileError(LevitError):
 
 class ImageError(LevitError):
     """An image cannot be decoded or is unsafe to decode."""
+
+
+class OutputError(LevitError):
+    """An output file cannot be written where the user asked (no such folder, no permission, a directory)."""

@@ -14,10 +14,16 @@ import numpy as np
 from .config import LevitConfig
 
 
+MAX_SIDE = 1024  # 64x64 tokens: stage 1's attention matrices are then (heads, 4096, 4096) floats per image
+
+
 def check_input_size(height: int, width: int, patch_size: int = 16) -> None:
-    """Raise ValueError unless height and width are positive multiples of the stem's stride."""
+    """Raise ValueError unless height and width are positive multiples of the stem's stride, at most MAX_SIDE."""
     if height < patch_size or width < patch_size or height % patch_size or width % patch_size:
         raise ValueError(f"image height and width must be positive multiples of {patch_size}, got {height}x{width}")
+    if max(height, width) > MAX_SIDE:
+        raise ValueError(f"image sides above {MAX_SIDE} are not supported (got {height}x{width}): attention is "
+                         "quadratic in the token count and the matrices would not fit in memory")
 
 
 def token_grids(cfg: LevitConfig, height: int, width: int) -> list[tuple[int, int]]:

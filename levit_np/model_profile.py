@@ -80,8 +80,9 @@ def profile_model(model, batch: int = 1, repeats: int = 20, warmup: int = 2, see
             "images_per_s": batch / (total_us * 1e-6), "stages": list(stages.values()), "blocks": rows}
 
 
-def plot_profile(result: dict, path) -> None:
-    """Two panels: time per stage (with MACs share beside it), and time per block coloured by stage. PNG."""
+def plot_profile(result: dict, path, fmt: str = "png") -> None:
+    """Two panels: time per stage (with MACs share beside it), and time per block coloured by stage; `fmt` is
+    matplotlib's file format (png, svg, pdf)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,7 +116,7 @@ def plot_profile(result: dict, path) -> None:
             bottom.text(block["time_us"] / 1e3, yi, f" {block['gflops']:.0f} GFLOP/s", va="center", fontsize=7)
     bottom.margins(x=0.15)
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
+    fig.savefig(path, format=fmt, dpi=110)
     plt.close(fig)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import warnings
 
 import numpy as np
 
@@ -36,7 +37,12 @@ class ReferenceUnavailable(LevitError, ImportError):
 def require(name: str):
     """Import torch or transformers, or raise ReferenceUnavailable naming the install command."""
     try:
-        return importlib.import_module(name)
+        with warnings.catch_warnings():  # a torchvision built for another torch warns at import; harmless here
+            warnings.filterwarnings("ignore", message="Failed to load image Python extension")
+            module = importlib.import_module(name)
+            if name == "transformers":  # a lazy module: the model classes (and torchvision) load on first access
+                getattr(module, "LevitForImageClassificationWithTeacher")
+            return module
     except ImportError as e:
         raise ReferenceUnavailable(f"the PyTorch reference needs {name} ({e}); install it with: {INSTALL}") from None
 

@@ -80,6 +80,10 @@ def read_info(path: str | os.PathLike) -> tuple[WeightsInfo, dict[str, tuple]]:
             shapes = {name: (group[name].shape, str(group[name].dtype)) for name in group}
     except OSError as e:
         raise WeightsFileError(f"cannot read weights file {path}: {_first_line(e)}") from None
+    try:
+        check_params(info.config, {name: np.empty(shape, np.uint8) for name, (shape, _) in shapes.items()})
+    except ValueError as e:
+        raise WeightsFileError(f"{path}: {e}") from None
     return info, shapes
 
 

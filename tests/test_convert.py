@@ -233,3 +233,32 @@ def test_cli_info_on_non_weights_file(tmp_path):
     path = tmp_path / "x.h5"
     path.write_text("not hdf5")
     assert_one_line_failure(run("info", path), "x.h5")
+
+
+def test_cli_convert_refuses_to_overwrite_its_source(tmp_path, official_pth):
+    src = tmp_path / "copy.pth"
+    src.write_bytes(official_pth.read_bytes())
+    assert_one_line_failure(run("convert", src, "-o", src), "it is the source checkpoint itself")
+    assert src.read_bytes() == official_pth.read_bytes()
+
+
+def test_cli_convert_into_missing_folder_fails_without_creating_it(tmp_path, official_pth):
+    out = tmp_path / "nodir" / "x.h5"
+    assert_one_line_failure(run("convert", official_pth, "-o", out), "the folder")
+    assert not out.parent.exists()
+
+
+def test_cli_usage_errors_are_one_line(tmp_path):
+    result = run("convert", tmp_path / "x.pth")  # -o missing
+    assert_one_line_failure(result, "Missing option '-o'")
+    assert result.exit_code == 2
+
+
+def test_cli_info_rejects_a_damaged_weights_file(tmp_path, params):
+    import h5py
+
+    path = tmp_path / "m.h5"
+    write_weights(path, CFG, params)
+    with h5py.File(path, "a") as f:
+        del f["params"]["head.bias"]
+    assert_one_line_failure(run("info", path), "missing head.bias")

@@ -290,7 +290,19 @@ def test_globs_are_expanded_sorted_and_keep_image_files(tree):
 
 def test_explicit_files_are_kept_in_argument_order(tree):
     arguments = [str(tree / "b" / "notes.txt"), str(tree / "a.png"), str(tree / "missing.png")]
-    assert [(item.path, item.error) for item in expand(arguments)] == [(a, None) for a in arguments]
+    items = expand(arguments)
+    assert [item.path for item in items] == arguments
+    assert [item.error for item in items[:2]] == [None, None]
+    assert items[2].error == f"{arguments[2]}: no such file"
+
+
+def test_no_download_when_no_input_is_readable(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEVIT_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("LEVIT_WEIGHTS_URL", "http://127.0.0.1:9")  # would fail loudly if it were tried
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "missing.jpg")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"error: {tmp_path / 'missing.jpg'}: no such file"]
+    assert not (tmp_path / "cache").exists()
 
 
 def test_empty_directories_and_globs_are_errors(tree):

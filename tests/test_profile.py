@@ -192,7 +192,7 @@ def test_a_failed_plot_leaves_no_file(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     import levit_np.model_profile
 
-    def broken(result, path):
+    def broken(result, path, fmt="png"):
         path.write_bytes(b"half a png")
         raise RuntimeError("disk full")
 
