@@ -68,8 +68,9 @@ class LazyGroup(click.Group):
 def one_line(e: BaseException) -> str:
     """A user-facing message: the exception's own text for our errors, its type for everything else."""
     from levit_np.errors import LevitError
+    from levit_np.errors import one_line as one_line_text
 
-    text = " ".join(str(e).split()) or type(e).__name__
+    text = one_line_text(e)
     if isinstance(e, (LevitError, OSError, ValueError)):
         return text
     return f"{type(e).__name__}: {text} (run with --verbose for the traceback)"

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from levit_np.errors import CheckpointError
+from levit_np.errors import CheckpointError, one_line
 
 PathLike = str | os.PathLike[str]
 
@@ -210,10 +210,6 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self.storages[key]
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _sniff(path: PathLike) -> str:
     """'zip' or 'safetensors' from the file's first bytes; a CheckpointError for anything else."""
     p = Path(path)
@@ -225,7 +221,7 @@ def _sniff(path: PathLike) -> str:
         with open(p, "rb") as f:
             head = f.read(512)
     except OSError as exc:
-        raise CheckpointError(f"cannot read {p}: {_one_line(exc)}") from None
+        raise CheckpointError(f"cannot read {p}: {one_line(exc)}") from None
     if not head:
         raise CheckpointError(f"{p} is empty (0 bytes), not a checkpoint")
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -250,7 +246,7 @@ def load_torch_zip(path: PathLike) -> Any:
     try:
         archive = zipfile.ZipFile(path)
     except Exception as exc:
-        raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({_one_line(exc)})") from None
+        raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({one_line(exc)})") from None
     with archive:
         pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if not pickles:
@@ -261,7 +257,7 @@ def load_torch_zip(path: PathLike) -> Any:
             byteorder = archive.read(prefix + "byteorder").strip() if has_byteorder else b"little"
             data = archive.read(pickles[0])
         except Exception as exc:
-            raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({_one_line(exc)})") from None
+            raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({one_line(exc)})") from None
         if byteorder != b"little":
             raise CheckpointError(f"{name} stores big-endian data (byteorder {byteorder[:16]!r}); "
                                   "only little-endian checkpoints are supported")
@@ -272,7 +268,7 @@ def load_torch_zip(path: PathLike) -> Any:
         except _BadRecord as exc:
             raise CheckpointError(f"cannot read {name}: {exc}") from None
         except Exception as exc:  # UnpicklingError, EOFError, TypeError from a mangled call, MemoryError, ...
-            raise CheckpointError(f"{name} has a corrupt data.pkl ({type(exc).__name__}: {_one_line(exc)})") from None
+            raise CheckpointError(f"{name} has a corrupt data.pkl ({type(exc).__name__}: {one_line(exc)})") from None
 
 
 def _read_safetensors(path: PathLike) -> dict[str, np.ndarray]:
@@ -296,7 +292,7 @@ def _read_safetensors(path: PathLike) -> dict[str, np.ndarray]:
                 elif key != "__metadata__":
                     out[key] = None  # type: ignore[assignment]  # placeholder keeps header order
     except Exception as exc:
-        raise CheckpointError(f"{name} has a corrupt safetensors header ({_one_line(exc)})") from None
+        raise CheckpointError(f"{name} has a corrupt safetensors header ({one_line(exc)})") from None
     try:
         from safetensors import safe_open
 
@@ -305,7 +301,7 @@ def _read_safetensors(path: PathLike) -> dict[str, np.ndarray]:
                 if value is None:
                     out[key] = np.array(st.get_tensor(key), copy=True)
     except Exception as exc:
-        raise CheckpointError(f"cannot read safetensors file {name}: {_one_line(exc)}") from None
+        raise CheckpointError(f"cannot read safetensors file {name}: {one_line(exc)}") from None
     return out
 
 

@@ -1,6 +1,11 @@
 """Exceptions for user-facing failures: the CLI prints their message on one line and exits non-zero."""
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's text with all white space folded, for one-line messages (its type if it has no text)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class LevitError(Exception):
     """Base class: something about the user's input is wrong (not a bug in levit-np)."""
 

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
-from .errors import LevitError
+from .errors import LevitError, one_line
 
 ENV_HOME = "LEVIT_HOME"
 ENV_WEIGHTS_URL = "LEVIT_WEIGHTS_URL"
@@ -123,14 +123,11 @@ def download(url: str, dest: Path, progress: Optional[Progress] = None,
     except urllib.error.HTTPError as e:
         raise WeightsUnavailable(f"cannot download {url}: HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
-        raise WeightsUnavailable(f"cannot download {url}: {_reason(e.reason)} (offline?)") from None
+        raise WeightsUnavailable(f"cannot download {url}: {one_line(e.reason)} (offline?)") from None
     except (OSError, http.client.HTTPException, ValueError) as e:
-        raise WeightsUnavailable(f"cannot download {url}: {_reason(e)}") from None
+        raise WeightsUnavailable(f"cannot download {url}: {one_line(e)}") from None
     if total is not None and done != total:
         raise WeightsUnavailable(f"cannot download {url}: connection closed after {done} of {total} bytes")
     return digest.hexdigest()
 
 
-def _reason(e) -> str:
-    text = " ".join(str(e).split())
-    return text or type(e).__name__

@@ -52,14 +52,6 @@ def cover_short_side(image_size: tuple[int, int], height: int, width: int) -> in
         short += 1
 
 
-def center_crop_box_hw(image_size: tuple[int, int], height: int, width: int) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of a centred height x width crop, offsets rounded as torchvision's CenterCrop."""
-    w, h = image_size
-    left = int(round((w - width) / 2.0))
-    top = int(round((h - height) / 2.0))
-    return left, top, left + width, top + height
-
-
 def preprocess_hw(image, height: int, width: int, crop_pct: float = 0.875) -> np.ndarray:
     """The evaluation transform for an H x W input: a path or PIL image -> float32 (3, H, W).
 
@@ -67,8 +59,8 @@ def preprocess_hw(image, height: int, width: int, crop_pct: float = 0.875) -> np
     Otherwise the image is resized (bicubic, aspect kept) until it covers floor(H / crop_pct) x
     floor(W / crop_pct), then centre-cropped to H x W: the same "crop 87.5% of the middle" rule, per side.
     """
-    from .preprocessing import (open_image, preprocess, resize_shorter_side, resize_size, to_normalized_array,
-                             to_rgb)
+    from .preprocessing import (center_crop_box, open_image, preprocess, resize_shorter_side, resize_size,
+                                to_normalized_array, to_rgb)
 
     check_input_size(height, width)
     if height == width:
@@ -78,5 +70,5 @@ def preprocess_hw(image, height: int, width: int, crop_pct: float = 0.875) -> np
     img = to_rgb(image)
     short = cover_short_side(img.size, resize_size(height, crop_pct), resize_size(width, crop_pct))
     img = resize_shorter_side(img, short)
-    img = img.crop(center_crop_box_hw(img.size, height, width))
+    img = img.crop(center_crop_box(img.size, height, width))
     return to_normalized_array(img)

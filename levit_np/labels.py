@@ -50,10 +50,9 @@ def wnid(index: int) -> str:
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:  # (..., K) -> (..., K) float32
     """Numerically stable softmax: subtract the max, exponentiate and normalise in float64, return float32."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - np.max(z, axis=axis, keepdims=True)
-    e = np.exp(z)
-    return (e / np.sum(e, axis=axis, keepdims=True)).astype(np.float32)
+    from .kernels.reference import softmax as softmax_kernel
+
+    return softmax_kernel(np.asarray(logits, dtype=np.float64), axis=axis).astype(np.float32)
 
 
 def top_k(probabilities: np.ndarray, k: int = 5) -> list[list[tuple[int, float]]]:  # (B, K) or (K,) -> B lists

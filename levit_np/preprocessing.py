@@ -37,7 +37,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from levit_np.errors import ImageError
+from levit_np.errors import ImageError, one_line
 
 ImageInput = Union[str, os.PathLike, Image.Image]
 
@@ -82,19 +82,21 @@ def resized_shape(image_size: tuple[int, int], short: int) -> tuple[int, int]:
     return int(short * w / h), short
 
 
-def center_crop_box(image_size: tuple[int, int], size: int) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of torchvision's ``CenterCrop(size)`` on an image of (width, height).
+def center_crop_box(image_size: tuple[int, int], size: int, width: int | None = None) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of torchvision's ``CenterCrop(size)`` (or ``CenterCrop((size, width))``,
+    `size` being the height) on an image of (width, height).
 
     torchvision: ``crop_top = int(round((height - size) / 2.0))`` and the same for the left edge. Python's
     ``round`` rounds halves to even, so an odd margin of 1, 3, 5 puts 0, 2, 2 pixels on the top/left.
     The image must be at least ``size`` on both sides (always true after ``Resize(size / crop_pct)``).
     """
     w, h = image_size
-    if w < size or h < size:
-        raise ValueError(f"cannot centre-crop {size}x{size} from a {w}x{h} image")
-    left = int(round((w - size) / 2.0))
-    top = int(round((h - size) / 2.0))
-    return left, top, left + size, top + size
+    crop_h, crop_w = size, width or size
+    if w < crop_w or h < crop_h:
+        raise ValueError(f"cannot centre-crop {crop_h}x{crop_w} from a {w}x{h} image")
+    left = int(round((w - crop_w) / 2.0))
+    top = int(round((h - crop_h) / 2.0))
+    return left, top, left + crop_w, top + crop_h
 
 
 # ---------------------------------------------------------------------------------------------- decoding
@@ -104,11 +106,6 @@ def _name(path: str | os.PathLike) -> str:
     """The path as text for an error message, control characters escaped so the message stays on one line."""
     name = os.fsdecode(path)
     return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def open_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -131,7 +128,7 @@ def open_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     except PermissionError:
         raise ImageError(f"{name}: permission denied") from None
     except (OSError, ValueError) as exc:  # ValueError: e.g. a NUL byte in the path
-        raise ImageError(f"{name}: cannot read file ({_one_line(exc)})") from None
+        raise ImageError(f"{name}: cannot read file ({one_line(exc)})") from None
     if not data:
         raise ImageError(f"{name}: empty file")
 
@@ -142,9 +139,9 @@ def open_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         except Image.UnidentifiedImageError:
             raise ImageError(f"{name}: not an image file (format not recognised)") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(f"{name}: refusing to decode, image too large ({_one_line(exc)})") from None
+            raise ImageError(f"{name}: refusing to decode, image too large ({one_line(exc)})") from None
         except Exception as exc:  # any failure while parsing the header means a damaged file
-            raise ImageError(f"{name}: cannot read image header ({_one_line(exc)})") from None
+            raise ImageError(f"{name}: cannot read image header ({one_line(exc)})") from None
 
         w, h = img.size
         if max_pixels is not None and w * h > max_pixels:
@@ -152,9 +149,9 @@ def open_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         try:
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(f"{name}: refusing to decode, image too large ({_one_line(exc)})") from None
+            raise ImageError(f"{name}: refusing to decode, image too large ({one_line(exc)})") from None
         except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError ... on bad data
-            raise ImageError(f"{name}: truncated or corrupt image data ({_one_line(exc)})") from None
+            raise ImageError(f"{name}: truncated or corrupt image data ({one_line(exc)})") from None
     return img
 
 
@@ -180,9 +177,9 @@ def to_rgb(img: Image.Image, *, name: str = "image") -> Image.Image:
             warnings.simplefilter("ignore", UserWarning)
             return img.convert("RGB")
     except ValueError as exc:
-        raise ImageError(f"{name}: unsupported image mode {img.mode!r} ({_one_line(exc)})") from None
+        raise ImageError(f"{name}: unsupported image mode {img.mode!r} ({one_line(exc)})") from None
     except OSError as exc:  # a lazily opened PIL image whose data turns out to be truncated
-        raise ImageError(f"{name}: truncated or corrupt image data ({_one_line(exc)})") from None
+        raise ImageError(f"{name}: truncated or corrupt image data ({one_line(exc)})") from None
 
 
 def resize_shorter_side(img: Image.Image, short: int) -> Image.Image:
@@ -237,7 +234,7 @@ def preprocess(
         try:
             img.load()  # a lazily opened image decodes here, so damaged data surfaces as ImageError
         except Exception as exc:
-            raise ImageError(f"{name}: truncated or corrupt image data ({_one_line(exc)})") from None
+            raise ImageError(f"{name}: truncated or corrupt image data ({one_line(exc)})") from None
     elif isinstance(image, (str, os.PathLike)):
         name = _name(image)
         img = open_image(image)
@@ -247,7 +244,7 @@ def preprocess(
         try:
             img = ImageOps.exif_transpose(img)
         except Exception as exc:  # a malformed EXIF block
-            raise ImageError(f"{name}: cannot apply EXIF orientation ({_one_line(exc)})") from None
+            raise ImageError(f"{name}: cannot apply EXIF orientation ({one_line(exc)})") from None
     img = to_rgb(img, name=name)
     img = resize_shorter_side(img, short)
     img = center_crop(img, size)

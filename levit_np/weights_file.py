@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import LevitConfig
-from .errors import WeightsFileError
+from .errors import WeightsFileError, one_line
 from .fileio import atomic_output
 from .params import param_shapes
 
@@ -63,7 +63,7 @@ def read_weights(path: str | os.PathLike) -> tuple[WeightsInfo, dict[str, np.nda
                 raise WeightsFileError(f"{path}: no /params group; not a levit-np weights file")
             params = {name: np.asarray(group[name][()]) for name in group}
     except (OSError, KeyError) as e:
-        raise WeightsFileError(f"cannot read weights file {path}: {_first_line(e)}") from None
+        raise WeightsFileError(f"cannot read weights file {path}: {one_line(e)}") from None
     try:
         check_params(info.config, params)
     except ValueError as e:
@@ -79,7 +79,7 @@ def read_info(path: str | os.PathLike) -> tuple[WeightsInfo, dict[str, tuple]]:
             group = f.get("params", {})
             shapes = {name: (group[name].shape, str(group[name].dtype)) for name in group}
     except OSError as e:
-        raise WeightsFileError(f"cannot read weights file {path}: {_first_line(e)}") from None
+        raise WeightsFileError(f"cannot read weights file {path}: {one_line(e)}") from None
     try:
         check_params(info.config, {name: np.empty(shape, np.uint8) for name, (shape, _) in shapes.items()})
     except ValueError as e:
@@ -139,7 +139,3 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).splitlines() or [type(e).__name__])[0]
