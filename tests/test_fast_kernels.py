@@ -240,7 +240,7 @@ def test_prepare_folds_scale_and_merges_heads():
     scales = [layers[f"{b.name}.scale"] for b in blocks(cfg) if b.kind != "mlp"]
     assert scales == [1.0] * len(scales)
     assert layers["head_dist"] is None
-    assert layers["head"]["wt"].shape == (384, 1000)
+    assert layers["head"]["n"] == 1000 and layers["head"]["panels"].shape == (32, 384, 32)
 
 
 @pytest.mark.parametrize("change", [{"depths": (1, 1, 1)}, {"norm": "ln"}, {"stem_kind": "patch16"}])

@@ -1,10 +1,9 @@
 """Fast kernels: Numba loops and BLAS products on weights folded once at load (see `levit_np/fold.py`).
 
 Same names and signatures as `kernels/reference.py`, so `model.forward` runs unchanged on either. What differs:
-- `prepare` folds every BatchNorm into its conv/linear, the attention scale into q and the two heads into one;
-  weights are stored as (Cin, Cout) matrices ready for `x @ W`.
-- Matrix products go to NumPy's BLAS (sgemm is the fastest product on this CPU); bias and Hardswish follow in
-  one Numba pass over the product (`_bias_act`).
+- `prepare` folds every BatchNorm into its conv/linear, the attention scale into q and the two heads into one,
+  and packs every linear's weights for `gemm.py`, a register-blocked Numba sgemm with the bias and Hardswish
+  in its epilogue (faster than OpenBLAS at LeViT's sizes: OpenBLAS repacks the weights on every call).
 - The stem's convolutions run as im2col + one sgemm per image, W (Cout, Cin*9) @ cols (Cin*9, pixels), so the
   product lands in (C, pixels) order, ready for the bias + Hardswish pass and the next conv.
 - Attention runs per (image, head) in one Numba kernel: q k^T + bias, softmax, times v, Hardswish. It works on
@@ -26,9 +25,11 @@ import numpy as np
 from numba import njit, prange
 
 from ..config import VARIANTS, LevitConfig, blocks
+from . import gemm
+from .numba_common import FASTMATH
+from .numba_common import hardswish1 as _hardswish1
 
 NAME = "numba"
-FASTMATH = {"contract"}  # FMA contraction only: see the module docstring
 
 LOG2E = np.float32(1.4426950408889634)
 LN2_HI = np.float32(0.693359375)  # ln 2 split in two so n * LN2_HI is exact for |n| < 2^12 (Cody-Waite)
@@ -37,24 +38,8 @@ EXP_FLOOR = np.float32(-87.0)  # exp(-87) ~ 1.6e-38, still a normal float32; sof
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _hardswish1(v):
-    """x * relu6(x + 3) / 6 for one float32."""
-    return v * min(max(v + np.float32(3.0), np.float32(0.0)), np.float32(6.0)) / np.float32(6.0)
-
-
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _bias_act(y, bias, activation):
-    """In place: y[r, c] = act(y[r, c] + bias[c]), act = Hardswish if `activation` else identity. (R, C)"""
-    rows, cols = y.shape
-    for r in prange(rows):
-        for c in range(cols):
-            v = y[r, c] + bias[c]
-            y[r, c] = _hardswish1(v) if activation else v
-
-
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _hardswish_flat(x, out):
-    for i in prange(x.shape[0]):
+    for i in range(x.shape[0]):
         out[i] = _hardswish1(x[i])
 
 
@@ -66,18 +51,10 @@ def hardswish(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _dense(x2: np.ndarray, layer: dict, activation: bool) -> np.ndarray:
-    """sgemm, then the bias + Hardswish epilogue. (R, Cin) -> (R, Cout)"""
-    y = np.matmul(x2, layer["wt"])
-    _bias_act(y, layer["bias"], activation)
-    return y
-
-
 def linear_bn(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarray:
     """A folded linear (BatchNorm already inside weight and bias), then Hardswish if asked. (..., Cin) -> (..., Cout)"""
-    lead = x.shape[:-1]
-    y = _dense(x.reshape(-1, x.shape[-1]), layer, activation)
-    return y.reshape(lead + (y.shape[-1],))
+    y = gemm.dense(x.reshape(-1, x.shape[-1]), layer, activation)
+    return y.reshape(x.shape[:-1] + (y.shape[-1],))
 
 
 def _im2col(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
@@ -262,12 +239,12 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray, sca
 
 def classifier(x: np.ndarray, head: dict, head_dist: dict | None) -> np.ndarray:
     """The merged head (both heads averaged at load, `fold.merge_heads`); `head_dist` is None. (B, C) -> (B, classes)"""
-    return np.matmul(x, head["wt"]) + head["bias"]
+    return np.ascontiguousarray(gemm.dense(x, head))
 
 
 def _dense_layer(layer: dict) -> dict:
-    """A folded linear as the kernels use it: weight transposed to (Cin, Cout) for `x @ wt`."""
-    return {"wt": np.ascontiguousarray(layer["weight"].T), "bias": layer["bias"]}
+    """A folded linear as `gemm.dense` reads it: W^T in 32-column panels."""
+    return gemm.pack(layer["weight"], layer["bias"])
 
 
 def _conv_layer(layer: dict) -> dict:
