@@ -4,8 +4,9 @@ Same names and signatures as `kernels/reference.py`, so `model.forward` runs unc
 - `prepare` folds every BatchNorm into its conv/linear, the attention scale into q and the two heads into one,
   and packs every linear's weights for `gemm.py`, a register-blocked Numba sgemm with the bias and Hardswish
   in its epilogue (faster than OpenBLAS at LeViT's sizes: OpenBLAS repacks the weights on every call).
-- The stem's convolutions run as im2col + one sgemm per image, W (Cout, Cin*9) @ cols (Cin*9, pixels), so the
-  product lands in (C, pixels) order, ready for the bias + Hardswish pass and the next conv.
+- The stem's convolutions run image by image as a channels-last im2col (NumPy copies of contiguous runs) + the
+  same packed sgemm (the 3-channel first conv: planar im2col + BLAS); outputs stay channels-last, returned as
+  (B, C, H, W) views.
 - Attention runs per (image, head) in one Numba kernel: q k^T + bias, softmax, times v, Hardswish. It works on
   transposed score tiles (keys x queries) so every inner loop runs along the queries, contiguous and vectorised.
   The bias is passed in that layout (`bias_layout`, applied once per grid by the model's bias cache).
@@ -57,47 +58,72 @@ def linear_bn(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarra
     return y.reshape(x.shape[:-1] + (y.shape[-1],))
 
 
-def _im2col(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
-    """Patches, image-major: cols[b, (c, ky, kx), (oy, ox)] = x[b, c, oy*s - p + ky, ox*s - p + kx], 0 outside.
+PLANAR_DEPTH = 64  # convs with fewer products per output (Cin*k*k: the 3-channel first conv) take the planar path
 
-    (B, C, H, W) -> (B, C*k*k, Ho*Wo). One strided NumPy copy per tap (k*k copies); measured faster here than
-    a Numba loop, whose stride-s reads do not vectorise.
+
+def _im2col(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """Channels-last patches of one image: cols[(oy, ox), (ky, kx, c)] = x[c, oy*s - p + ky, ox*s - p + kx], 0 outside.
+
+    (C, H, W), any strides -> (Ho*Wo, k*k*C). The image is copied once into a zero-padded channels-last buffer;
+    then for each ky the k*C values of a patch row are contiguous, so the window copy moves runs of k*C floats.
     """
-    b, c, height, width = x.shape
+    c, height, width = x.shape
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_w = (width + 2 * padding - kernel) // stride + 1
-    padded = np.zeros((b, c, height + 2 * padding, width + 2 * padding), np.float32)
-    padded[:, :, padding:padding + height, padding:padding + width] = x
-    cols = np.empty((b, c, kernel, kernel, out_h, out_w), np.float32)
+    padded = np.zeros((height + 2 * padding, width + 2 * padding, c), np.float32)
+    padded[padding:padding + height, padding:padding + width] = x.transpose(1, 2, 0)
+    sy, sx, sc = padded.strides
+    windows = np.lib.stride_tricks.as_strided(padded, (out_h, out_w, kernel, kernel * c),
+                                              (stride * sy, stride * sx, sy, sc), writeable=False)
+    return windows.reshape(out_h * out_w, kernel * kernel * c)
+
+
+def _im2col_planar(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """Channel-major patches of one image: cols[(c, ky, kx), (oy, ox)], one strided copy per tap. (C, H, W) -> (C*k*k, Ho*Wo)"""
+    c, height, width = x.shape
+    out_h = (height + 2 * padding - kernel) // stride + 1
+    out_w = (width + 2 * padding - kernel) // stride + 1
+    padded = np.zeros((c, height + 2 * padding, width + 2 * padding), np.float32)
+    padded[:, padding:padding + height, padding:padding + width] = x
+    cols = np.empty((c, kernel, kernel, out_h, out_w), np.float32)
     for ky in range(kernel):
         for kx in range(kernel):
-            cols[:, :, ky, kx] = padded[:, :, ky:ky + stride * (out_h - 1) + 1:stride,
-                                        kx:kx + stride * (out_w - 1) + 1:stride]
-    return cols.reshape(b, c * kernel * kernel, out_h * out_w)
+            cols[:, ky, kx] = padded[:, ky:ky + stride * (out_h - 1) + 1:stride, kx:kx + stride * (out_w - 1) + 1:stride]
+    return cols.reshape(c * kernel * kernel, out_h * out_w)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _bias_act_rows(y, bias, activation):
-    """In place: y[r, p] = act(y[r, p] + bias[r % C]), C = len(bias): the conv epilogue on (B*C, pixels) rows."""
-    chans = bias.shape[0]
+def _bias_act(y, bias, activation):
+    """In place: y[r, c] = act(y[r, c] + bias[c]), act = Hardswish if `activation` else identity. (R, C)"""
     for r in prange(y.shape[0]):
-        add = bias[r % chans]
-        for p in range(y.shape[1]):
-            v = y[r, p] + add
-            y[r, p] = _hardswish1(v) if activation else v
+        for c in range(y.shape[1]):
+            v = y[r, c] + bias[c]
+            y[r, c] = _hardswish1(v) if activation else v
 
 
 def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: bool = False) -> np.ndarray:
-    """A folded conv as im2col + sgemm per image (W (Cout, Cin*k*k) @ cols (Cin*k*k, pixels)), then bias and
-    Hardswish in one pass. The product lands in (B, Cout, pixels) order already. (B, Cin, H, W) -> (B, Cout, Ho, Wo)
+    """A folded conv, one image at a time (a batch-wide im2col would not stay in cache).
+
+    Most convs: channels-last im2col + the packed sgemm (bias and Hardswish in its epilogue). The first conv
+    (3 input channels, 27 products per output, too few for the register-blocked kernel) takes a planar im2col and
+    BLAS, then one bias + Hardswish pass. (B, Cin, H, W) -> (B, Cout, Ho, Wo), returned as a view of
+    channels-last memory (B, Ho, Wo, Cout): the next conv and the model's token reshape read it as it is.
     """
     kernel = layer["kernel"]
     b, _, height, width = x.shape
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_w = (width + 2 * padding - kernel) // stride + 1
-    y = np.matmul(layer["w"], _im2col(x, kernel, stride, padding))  # (B, Cout, Ho*Wo)
-    _bias_act_rows(y.reshape(-1, out_h * out_w), layer["bias"], activation)
-    return y.reshape(b, -1, out_h, out_w)
+    cout = layer["n"]
+    y = np.empty((b, out_h * out_w, cout), np.float32)
+    for i in range(b):
+        if "planar" in layer:
+            np.matmul(_im2col_planar(x[i], kernel, stride, padding).T, layer["planar"], out=y[i])
+        else:
+            groups = 2 if out_h * out_w % 2 == 0 else 1  # two row groups: parallel work even with one panel
+            y[i] = gemm.dense(_im2col(x[i], kernel, stride, padding), layer, activation, groups=groups)
+    if "planar" in layer:
+        _bias_act(y.reshape(-1, cout), layer["bias_planar"], activation)
+    return y.reshape(b, out_h, out_w, cout).transpose(0, 3, 1, 2)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -248,10 +274,15 @@ def _dense_layer(layer: dict) -> dict:
 
 
 def _conv_layer(layer: dict) -> dict:
-    """A folded conv as a matrix over im2col rows: (Cout, Cin, k, k) -> (Cout, Cin*k*k), columns ordered (c, ky, kx)."""
-    weight = layer["weight"]
-    return {"w": np.ascontiguousarray(weight.reshape(weight.shape[0], -1)), "bias": layer["bias"],
-            "kernel": weight.shape[2]}
+    """A folded conv as `conv_bn` reads it: for `gemm.dense`, rows of W ordered (ky, kx, c) like `_im2col`'s
+    columns; or, below PLANAR_DEPTH products per output, W^T (Cin*k*k, Cout) ordered like `_im2col_planar`'s rows."""
+    weight = layer["weight"]  # (Cout, Cin, k, k)
+    cout, cin, kernel, _ = weight.shape
+    if cin * kernel * kernel < PLANAR_DEPTH:
+        return {"planar": np.ascontiguousarray(weight.reshape(cout, -1).T), "bias_planar": layer["bias"],
+                "n": cout, "kernel": kernel}
+    packed = gemm.pack(weight.transpose(0, 2, 3, 1).reshape(cout, -1), layer["bias"])
+    return {**packed, "kernel": kernel}
 
 
 class UnsupportedConfig(ValueError):

@@ -10,7 +10,7 @@ constant trip counts, so LLVM unrolls them, keeps the block in eight 16-wide reg
 one broadcast-FMA per register. That last step is LLVM's SLP vectoriser, which Numba leaves off by default
 (numba PR 8852: miscompilations elsewhere), so it is switched on only while this one kernel compiles, and the
 kernel is checked against NumPy in tests/test_fast_kernels.py. Accumulation runs over k in order: the result
-does not depend on the thread count. Panels run in parallel (prange).
+does not depend on the thread count. Panels (and groups of rows) run in parallel (prange).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .numba_common import FASTMATH, hardswish1
 MR = 4  # rows of an output block
 NR = 32  # columns of an output block = width of a weight panel (two 16-float registers)
 BLOCK = MR * NR
-SIGNATURE = "void(float32[:, ::1], float32[:, :, ::1], float32[:, ::1], boolean, float32[:, ::1])"
+SIGNATURE = "void(float32[:, :, ::1], float32[:, :, ::1], float32[:, ::1], boolean, float32[:, :, ::1])"
 
 
 @intrinsic
@@ -45,14 +45,19 @@ def _stack_f32(typingctx, size):
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _gemm_panels(x, panels, bias, activation, out):
-    """out[:, 32j:32j+32] = act(x @ panels[j] + bias[j]) for every panel j.
+def _gemm_panels(xs, panels, bias, activation, outs):
+    """outs[g][:, 32j:32j+32] = act(xs[g] @ panels[j] + bias[j]) for every group g of rows and panel j.
 
-    x (M, K), panels (P, K, 32), bias (P, 32) -> out (M, 32P). One function on purpose: split into helpers,
-    LLVM no longer keeps the block in registers (measured 30x slower).
+    xs (G, M, K), panels (P, K, 32), bias (P, 32) -> outs (G, M, 32P); the G*P jobs run in parallel.
+    Keep the loop structure: split into helpers, or with row ranges computed differently, LLVM no longer keeps
+    the block in registers (measured 30-50x slower).
     """
-    rows, depth = x.shape
-    for panel in prange(panels.shape[0]):
+    n_panels = panels.shape[0]
+    for job in prange(xs.shape[0] * n_panels):
+        x = xs[job // n_panels]
+        out = outs[job // n_panels]
+        panel = job % n_panels
+        rows, depth = x.shape
         c0 = panel * NR
         w = panels[panel]
         b = bias[panel]
@@ -124,10 +129,15 @@ def pack(weight: np.ndarray, bias: np.ndarray) -> dict:
     return {"panels": panels, "bias": padded_bias.reshape(count, NR), "n": n}
 
 
-def dense(x: np.ndarray, packed: dict, activation: bool = False) -> np.ndarray:
-    """act(x @ W^T + b) with a layer from `pack`; Hardswish if `activation`. (M, K) -> (M, N)"""
+def dense(x: np.ndarray, packed: dict, activation: bool = False, groups: int = 1) -> np.ndarray:
+    """act(x @ W^T + b) with a layer from `pack`; Hardswish if `activation`. (M, K) -> (M, N)
+
+    `groups` (dividing M) splits the rows into that many parallel jobs per panel: for tall, narrow products.
+    """
     x = np.ascontiguousarray(x, dtype=np.float32)
     panels = packed["panels"]
     out = np.empty((x.shape[0], panels.shape[0] * NR), np.float32)
-    _kernel()(x, panels, packed["bias"], bool(activation), out)
+    rows = x.shape[0] // groups
+    _kernel()(x.reshape(groups, rows, x.shape[1]), panels, packed["bias"], bool(activation),
+              out.reshape(groups, rows, out.shape[1]))
     return out if out.shape[1] == packed["n"] else out[:, :packed["n"]]
