@@ -20,6 +20,7 @@ COMMANDS = {
     "trace": "levit_cli.trace:trace",
     "flops": "levit_cli.flops:flops",
     "profile": "levit_cli.profile:profile",
+    "bench": "levit_cli.bench:bench",
 }
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")

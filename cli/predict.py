@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .backend_option import backend_option
 from .options import crop_pct_option, load_model, model_options
 
 PROGRESS_MIN_IMAGES = 8  # show a progress bar on stderr from this many images on
@@ -18,6 +19,7 @@ PROGRESS_MIN_IMAGES = 8  # show a progress bar on stderr from this many images o
               help="Images per forward pass.")
 @crop_pct_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per image in input order.")
+@backend_option
 @click.pass_context
 def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, model: str | None, k: int,
             batch_size: int, crop_pct: float, as_json: bool, backend: str = "numpy") -> None:

@@ -7,6 +7,9 @@ within float32 reordering error. The whole model must match on all five variants
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numba
 import numpy as np
@@ -16,7 +19,7 @@ import levit_np
 from levit_np import fold
 from levit_np.attention_bias import gather_bias
 from levit_np.config import VARIANTS, blocks, get_config
-from levit_np.kernels import fast
+from levit_np.kernels import fast, gemm
 from levit_np.kernels import reference as ref
 from levit_np.params import group_layers, random_params
 
@@ -136,6 +139,27 @@ def test_conv_bn(layers_128s, rng, batch, cin, cout, size, activation):
     got_strided = fast.conv_bn(strided, fast_layer, stride=2, padding=1, activation=activation)
     assert_close_relative(got_strided, expected, KERNEL_REL, "conv_bn (strided input)")
     print(f"conv_bn {x.shape} -> {expected.shape} act={activation}: {err:.2e}")
+
+
+@pytest.mark.parametrize("rows,depth,cols,groups,activation", [(16, 384, 768, 1, True), (49, 256, 192, 1, False),
+                                                               (1, 7, 1000, 1, False), (6, 27, 16, 2, True),
+                                                               (3, 5, 33, 3, True)])
+def test_packed_gemm(rng, rows, depth, cols, groups, activation):
+    """gemm.dense against float64 NumPy: padded panels, leftover rows (M % 4), row groups, both epilogues."""
+    x, weight, bias = normal(rng, rows, depth), normal(rng, cols, depth) / np.sqrt(depth), normal(rng, cols)
+    expected = x.astype(np.float64) @ weight.T.astype(np.float64) + bias
+    if activation:
+        expected = ref.hardswish(expected)
+    got = gemm.dense(x, gemm.pack(weight, bias), activation, groups=groups)
+    err = assert_close_relative(got, expected, KERNEL_REL, "gemm")
+    print(f"gemm ({rows}x{depth}) @ ({depth}x{cols}) act={activation}: {err:.2e}")
+
+
+def test_levit_threads_sets_numba_threads():
+    code = "import numba, levit_np.kernels.fast; print(numba.get_num_threads())"
+    env = {**os.environ, "LEVIT_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "1"
 
 
 ATTENTION_SHAPES = {  # (B, heads, query grid, key grid, stride, kd, d)
