@@ -4,9 +4,8 @@ Same names and signatures as `kernels/reference.py`, so `model.forward` runs unc
 - `prepare` folds every BatchNorm into its conv/linear, the attention scale into q and the two heads into one,
   and packs every linear's weights for `gemm.py`, a register-blocked Numba sgemm with the bias and Hardswish
   in its epilogue (faster than OpenBLAS at LeViT's sizes: OpenBLAS repacks the weights on every call).
-- The stem's convolutions run image by image as a channels-last im2col (NumPy copies of contiguous runs) + the
-  same packed sgemm (the 3-channel first conv: planar im2col + BLAS); outputs stay channels-last, returned as
-  (B, C, H, W) views.
+- The stem's convolutions run image by image as im2col (NumPy copies) + the same packed sgemm; no BLAS anywhere,
+  whose idle threads would compete with Numba's (measured: 2 threads 3x slower at batch 1 with one BLAS call).
 - Attention runs per (image, head) in one Numba kernel: q k^T + bias, softmax, times v, Hardswish. It works on
   transposed score tiles (keys x queries) so every inner loop runs along the queries, contiguous and vectorised.
   The bias is passed in that layout (`bias_layout`, applied once per grid by the model's bias cache).
@@ -58,7 +57,7 @@ def linear_bn(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarra
     return y.reshape(x.shape[:-1] + (y.shape[-1],))
 
 
-PLANAR_DEPTH = 64  # convs with fewer products per output (Cin*k*k: the 3-channel first conv) take the planar path
+PLANAR_DEPTH = 64  # convs with fewer products per output (Cin*k*k: the 3-channel first conv) run as W @ patches
 
 
 def _im2col(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
@@ -92,38 +91,44 @@ def _im2col_planar(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.
     return cols.reshape(c * kernel * kernel, out_h * out_w)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _bias_act(y, bias, activation):
-    """In place: y[r, c] = act(y[r, c] + bias[c]), act = Hardswish if `activation` else identity. (R, C)"""
-    for r in prange(y.shape[0]):
-        for c in range(y.shape[1]):
-            v = y[r, c] + bias[c]
-            y[r, c] = _hardswish1(v) if activation else v
+def _patch_panels(x: np.ndarray, kernel: int, stride: int, padding: int) -> dict:
+    """One image's planar patches, plus a row of ones, as `gemm.dense` panels: W_aug @ these = W @ patches + bias.
+
+    (C, H, W) -> {"panels": (ceil(P/32), C*k*k + 1, 32), zero bias, "n": P = Ho*Wo}
+    """
+    cols = _im2col_planar(x, kernel, stride, padding)  # (C*k*k, P)
+    depth, points = cols.shape
+    count = -(-points // gemm.NR)
+    augmented = np.zeros((depth + 1, count * gemm.NR), np.float32)
+    augmented[:depth, :points] = cols
+    augmented[depth] = 1.0
+    panels = np.ascontiguousarray(augmented.reshape(depth + 1, count, gemm.NR).transpose(1, 0, 2))
+    return {"panels": panels, "bias": np.zeros((count, gemm.NR), np.float32), "n": points}
 
 
 def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: bool = False) -> np.ndarray:
-    """A folded conv, one image at a time (a batch-wide im2col would not stay in cache).
+    """A folded conv, one image at a time (a batch-wide im2col would not stay in cache), all products in the
+    packed sgemm (no BLAS: its idle threads would compete with Numba's), bias and Hardswish in its epilogue.
 
-    Most convs: channels-last im2col + the packed sgemm (bias and Hardswish in its epilogue). The first conv
-    (3 input channels, 27 products per output, too few for the register-blocked kernel) takes a planar im2col and
-    BLAS, then one bias + Hardswish pass. (B, Cin, H, W) -> (B, Cout, Ho, Wo), returned as a view of
-    channels-last memory (B, Ho, Wo, Cout): the next conv and the model's token reshape read it as it is.
+    Most convs: channels-last patches (pixels x Cin*k*k) @ packed W^T, giving channels-last outputs. The first
+    conv (3 input channels: 27 products per output, too few for the 4x32 blocks) swaps the roles: W (Cout x
+    Cin*k*k, with the bias as an extra column) @ planar patches in 32-pixel panels, giving planar outputs.
+    (B, Cin, H, W) -> (B, Cout, Ho, Wo), a view of whichever layout the conv produced.
     """
     kernel = layer["kernel"]
     b, _, height, width = x.shape
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_w = (width + 2 * padding - kernel) // stride + 1
-    cout = layer["n"]
-    y = np.empty((b, out_h * out_w, cout), np.float32)
+    if "w_aug" in layer:
+        y = np.empty((b, layer["w_aug"].shape[0], out_h * out_w), np.float32)
+        for i in range(b):
+            y[i] = gemm.dense(layer["w_aug"], _patch_panels(x[i], kernel, stride, padding), activation)
+        return y.reshape(b, -1, out_h, out_w)
+    y = np.empty((b, out_h * out_w, layer["n"]), np.float32)
     for i in range(b):
-        if "planar" in layer:
-            np.matmul(_im2col_planar(x[i], kernel, stride, padding).T, layer["planar"], out=y[i])
-        else:
-            groups = 2 if out_h * out_w % 2 == 0 else 1  # two row groups: parallel work even with one panel
-            y[i] = gemm.dense(_im2col(x[i], kernel, stride, padding), layer, activation, groups=groups)
-    if "planar" in layer:
-        _bias_act(y.reshape(-1, cout), layer["bias_planar"], activation)
-    return y.reshape(b, out_h, out_w, cout).transpose(0, 3, 1, 2)
+        groups = 2 if out_h * out_w % 2 == 0 else 1  # two row groups: parallel work even with one panel
+        y[i] = gemm.dense(_im2col(x[i], kernel, stride, padding), layer, activation, groups=groups)
+    return y.reshape(b, out_h, out_w, -1).transpose(0, 3, 1, 2)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -274,13 +279,12 @@ def _dense_layer(layer: dict) -> dict:
 
 
 def _conv_layer(layer: dict) -> dict:
-    """A folded conv as `conv_bn` reads it: for `gemm.dense`, rows of W ordered (ky, kx, c) like `_im2col`'s
-    columns; or, below PLANAR_DEPTH products per output, W^T (Cin*k*k, Cout) ordered like `_im2col_planar`'s rows."""
+    """A folded conv as `conv_bn` reads it: packed for `gemm.dense`, rows of W ordered (ky, kx, c) like `_im2col`'s
+    columns; or, below PLANAR_DEPTH products per output, W (Cout, Cin*k*k + 1) ordered like `_patch_panels`."""
     weight = layer["weight"]  # (Cout, Cin, k, k)
     cout, cin, kernel, _ = weight.shape
-    if cin * kernel * kernel < PLANAR_DEPTH:
-        return {"planar": np.ascontiguousarray(weight.reshape(cout, -1).T), "bias_planar": layer["bias"],
-                "n": cout, "kernel": kernel}
+    if cin * kernel * kernel < PLANAR_DEPTH:  # bias as a last column, against `_patch_panels`' row of ones
+        return {"w_aug": np.concatenate([weight.reshape(cout, -1), layer["bias"][:, None]], axis=1), "kernel": kernel}
     packed = gemm.pack(weight.transpose(0, 2, 3, 1).reshape(cout, -1), layer["bias"])
     return {**packed, "kernel": kernel}
 
