@@ -52,8 +52,12 @@ def hardswish(x: np.ndarray) -> np.ndarray:
 
 
 def linear_bn(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarray:
-    """A folded linear (BatchNorm already inside weight and bias), then Hardswish if asked. (..., Cin) -> (..., Cout)"""
-    y = gemm.dense(x.reshape(-1, x.shape[-1]), layer, activation)
+    """A folded linear (BatchNorm already inside weight and bias), then Hardswish if asked. (..., Cin) -> (..., Cout)
+
+    Tokens (B, N, C) run as B row groups: each parallel job's rows stay in cache while it sweeps the panels.
+    """
+    groups = x.shape[0] if x.ndim == 3 else 1
+    y = gemm.dense(x.reshape(-1, x.shape[-1]), layer, activation, groups=groups)
     return y.reshape(x.shape[:-1] + (y.shape[-1],))
 
 
