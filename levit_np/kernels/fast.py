@@ -1,4 +1,4 @@
-"""Fast kernels: Numba loops and BLAS products on weights folded once at load (see `levit_np/fold.py`).
+"""Fast kernels: Numba on weights folded once at load (see `levit_np/fold.py`), no BLAS.
 
 Same names and signatures as `kernels/reference.py`, so `model.forward` runs unchanged on either. What differs:
 - `prepare` folds every BatchNorm into its conv/linear, the attention scale into q and the two heads into one,
