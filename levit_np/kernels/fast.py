@@ -95,39 +95,44 @@ def _im2col_planar(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.
     return cols.reshape(c * kernel * kernel, out_h * out_w)
 
 
-def _patch_panels(x: np.ndarray, kernel: int, stride: int, padding: int) -> dict:
-    """One image's planar patches, plus a row of ones, as `gemm.dense` panels: W_aug @ these = W @ patches + bias.
+def _patch_panels(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """Every image's planar patches plus a row of ones, in 32-pixel panels, for W_aug @ panels = W @ patches + bias.
 
-    (C, H, W) -> {"panels": (ceil(P/32), C*k*k + 1, 32), zero bias, "n": P = Ho*Wo}
+    (B, C, H, W) -> (B*n, C*k*k + 1, 32), n = ceil(Ho*Wo / 32); pixels past an image's last are 0.
     """
-    cols = _im2col_planar(x, kernel, stride, padding)  # (C*k*k, P)
-    depth, points = cols.shape
-    count = -(-points // gemm.NR)
-    augmented = np.zeros((depth + 1, count * gemm.NR), np.float32)
-    augmented[:depth, :points] = cols
-    augmented[depth] = 1.0
-    panels = np.ascontiguousarray(augmented.reshape(depth + 1, count, gemm.NR).transpose(1, 0, 2))
-    return {"panels": panels, "bias": np.zeros((count, gemm.NR), np.float32), "n": points}
+    images = []
+    for image in x:
+        cols = _im2col_planar(image, kernel, stride, padding)  # (C*k*k, P)
+        depth, points = cols.shape
+        count = -(-points // gemm.NR)
+        augmented = np.zeros((depth + 1, count * gemm.NR), np.float32)
+        augmented[:depth, :points] = cols
+        augmented[depth] = 1.0
+        images.append(augmented.reshape(depth + 1, count, gemm.NR).transpose(1, 0, 2))
+    return np.ascontiguousarray(np.concatenate(images))
 
 
 def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: bool = False) -> np.ndarray:
     """A folded conv, one image at a time (a batch-wide im2col would not stay in cache), all products in the
     packed sgemm (no BLAS: its idle threads would compete with Numba's), bias and Hardswish in its epilogue.
 
-    Most convs: channels-last patches (pixels x Cin*k*k) @ packed W^T, giving channels-last outputs. The first
-    conv (3 input channels: 27 products per output, too few for the 4x32 blocks) swaps the roles: W (Cout x
-    Cin*k*k, with the bias as an extra column) @ planar patches in 32-pixel panels, giving planar outputs.
-    (B, Cin, H, W) -> (B, Cout, Ho, Wo), a view of whichever layout the conv produced.
+    Most convs: channels-last patches (pixels x Cin*k*k) @ packed W^T. The first conv (3 input channels: 27
+    products per output, too few for the 4x32 blocks) swaps the roles: W (Cout x Cin*k*k, with the bias as an
+    extra column) @ planar patches in 32-pixel panels, stored transposed by the kernel.
+    Either way the output is channels-last: (B, Cin, H, W) -> (B, Cout, Ho, Wo), a view of (B, Ho, Wo, Cout).
     """
     kernel = layer["kernel"]
     b, _, height, width = x.shape
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_w = (width + 2 * padding - kernel) // stride + 1
     if "w_aug" in layer:
-        y = np.empty((b, layer["w_aug"].shape[0], out_h * out_w), np.float32)
-        for i in range(b):
-            y[i] = gemm.dense(layer["w_aug"], _patch_panels(x[i], kernel, stride, padding), activation)
-        return y.reshape(b, -1, out_h, out_w)
+        cout = layer["w_aug"].shape[0]
+        count = -(-out_h * out_w // gemm.NR)
+        patches = {"panels": _patch_panels(x, kernel, stride, padding),
+                   "bias": np.zeros((b * count, gemm.NR), np.float32), "n": b * count * gemm.NR}
+        y = gemm.dense(layer["w_aug"], patches, activation, transposed=True)  # (B*n*32, Cout): channels-last
+        y = y.reshape(b, count * gemm.NR, cout)[:, :out_h * out_w]
+        return y.reshape(b, out_h, out_w, cout).transpose(0, 3, 1, 2)
     y = np.empty((b, out_h * out_w, layer["n"]), np.float32)
     for i in range(b):
         groups = 2 if out_h * out_w % 2 == 0 else 1  # two row groups: parallel work even with one panel
@@ -284,7 +289,7 @@ def _dense_layer(layer: dict) -> dict:
 
 def _conv_layer(layer: dict) -> dict:
     """A folded conv as `conv_bn` reads it: packed for `gemm.dense`, rows of W ordered (ky, kx, c) like `_im2col`'s
-    columns; or, below PLANAR_DEPTH products per output, W (Cout, Cin*k*k + 1) ordered like `_patch_panels`."""
+    columns; or, below PLANAR_DEPTH products per output, W_aug = [W | bias] (Cout, Cin*k*k + 1) for `_patch_panels`."""
     weight = layer["weight"]  # (Cout, Cin, k, k)
     cout, cin, kernel, _ = weight.shape
     if cin * kernel * kernel < PLANAR_DEPTH:  # bias as a last column, against `_patch_panels`' row of ones

@@ -27,7 +27,7 @@ from .numba_common import FASTMATH, hardswish1
 MR = 4  # rows of an output block
 NR = 32  # columns of an output block = width of a weight panel (two 16-float registers)
 BLOCK = MR * NR
-SIGNATURE = "void(float32[:, :, ::1], float32[:, :, ::1], float32[:, ::1], boolean, float32[:, :, ::1])"
+SIGNATURE = "void(float32[:, :, ::1], float32[:, :, ::1], float32[:, ::1], boolean, boolean, float32[:, :, ::1])"
 
 
 @intrinsic
@@ -45,10 +45,11 @@ def _stack_f32(typingctx, size):
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _gemm_panels(xs, panels, bias, activation, outs):
+def _gemm_panels(xs, panels, bias, activation, transposed, outs):
     """outs[g][:, 32j:32j+32] = act(xs[g] @ panels[j] + bias[j]) for every group g of rows and panel j.
 
-    xs (G, M, K), panels (P, K, 32), bias (P, 32) -> outs (G, M, 32P); the G*P jobs run in parallel.
+    xs (G, M, K), panels (P, K, 32), bias (P, 32) -> outs (G, M, 32P), or its transpose (G, 32P, M) if
+    `transposed`; the G*P jobs run in parallel.
     Keep the loop structure: split into helpers, or with row ranges computed differently, LLVM no longer keeps
     the block in registers (measured 30-50x slower).
     """
@@ -75,7 +76,11 @@ def _gemm_panels(xs, panels, bias, activation, outs):
             if activation:
                 for r in range(MR):
                     for i in range(NR):
-                        out[r0 + r, c0 + i] = hardswish1(acc[r, i])
+                        acc[r, i] = hardswish1(acc[r, i])
+            if transposed:
+                for r in range(MR):
+                    for i in range(NR):
+                        out[c0 + i, r0 + r] = acc[r, i]
             else:
                 for r in range(MR):
                     for i in range(NR):
@@ -90,7 +95,10 @@ def _gemm_panels(xs, panels, bias, activation, outs):
                     acc1[i] += a * w[k, i]
             if activation:
                 for i in range(NR):
-                    out[r0, c0 + i] = hardswish1(acc1[i])
+                    acc1[i] = hardswish1(acc1[i])
+            if transposed:
+                for i in range(NR):
+                    out[c0 + i, r0] = acc1[i]
             else:
                 for i in range(NR):
                     out[r0, c0 + i] = acc1[i]
@@ -129,15 +137,22 @@ def pack(weight: np.ndarray, bias: np.ndarray) -> dict:
     return {"panels": panels, "bias": padded_bias.reshape(count, NR), "n": n}
 
 
-def dense(x: np.ndarray, packed: dict, activation: bool = False, groups: int = 1) -> np.ndarray:
-    """act(x @ W^T + b) with a layer from `pack`; Hardswish if `activation`. (M, K) -> (M, N)
+def dense(x: np.ndarray, packed: dict, activation: bool = False, groups: int = 1,
+          transposed: bool = False) -> np.ndarray:
+    """act(x @ W^T + b) with a layer from `pack`; Hardswish if `activation`. (M, K) -> (M, N), or (N, M) if
+    `transposed` (written so by the kernel, no extra pass).
 
     `groups` (dividing M) splits the rows into that many parallel jobs per panel: for tall, narrow products.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     panels = packed["panels"]
-    out = np.empty((x.shape[0], panels.shape[0] * NR), np.float32)
+    width = panels.shape[0] * NR
     rows = x.shape[0] // groups
-    _kernel()(x.reshape(groups, rows, x.shape[1]), panels, packed["bias"], bool(activation),
-              out.reshape(groups, rows, out.shape[1]))
-    return out if out.shape[1] == packed["n"] else out[:, :packed["n"]]
+    out = np.empty((groups, width, rows) if transposed else (groups, rows, width), np.float32)
+    _kernel()(x.reshape(groups, rows, x.shape[1]), panels, packed["bias"], bool(activation), bool(transposed), out)
+    if transposed:
+        if groups != 1:
+            raise ValueError("a transposed output takes groups=1")
+        return out[0, :packed["n"]]
+    out = out.reshape(x.shape[0], width)
+    return out if width == packed["n"] else out[:, :packed["n"]]
