@@ -95,21 +95,19 @@ def _im2col_planar(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.
     return cols.reshape(c * kernel * kernel, out_h * out_w)
 
 
-def _patch_panels(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
-    """Every image's planar patches plus a row of ones, in 32-pixel panels, for W_aug @ panels = W @ patches + bias.
+def _patch_panels(x: np.ndarray, kernel: int, stride: int, padding: int) -> dict:
+    """One image's planar patches plus a row of ones, as 32-pixel panels for W_aug @ panels = W @ patches + bias.
 
-    (B, C, H, W) -> (B*n, C*k*k + 1, 32), n = ceil(Ho*Wo / 32); pixels past an image's last are 0.
+    (C, H, W) -> {"panels": (n, C*k*k + 1, 32), zero bias, "n": 32n}, n = ceil(Ho*Wo / 32); pixels past the last are 0.
     """
-    images = []
-    for image in x:
-        cols = _im2col_planar(image, kernel, stride, padding)  # (C*k*k, P)
-        depth, points = cols.shape
-        count = -(-points // gemm.NR)
-        augmented = np.zeros((depth + 1, count * gemm.NR), np.float32)
-        augmented[:depth, :points] = cols
-        augmented[depth] = 1.0
-        images.append(augmented.reshape(depth + 1, count, gemm.NR).transpose(1, 0, 2))
-    return np.ascontiguousarray(np.concatenate(images))
+    cols = _im2col_planar(x, kernel, stride, padding)  # (C*k*k, P)
+    depth, points = cols.shape
+    count = -(-points // gemm.NR)
+    augmented = np.zeros((depth + 1, count * gemm.NR), np.float32)
+    augmented[:depth, :points] = cols
+    augmented[depth] = 1.0
+    panels = np.ascontiguousarray(augmented.reshape(depth + 1, count, gemm.NR).transpose(1, 0, 2))
+    return {"panels": panels, "bias": np.zeros((count, gemm.NR), np.float32), "n": count * gemm.NR}
 
 
 def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: bool = False) -> np.ndarray:
@@ -126,13 +124,11 @@ def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: b
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_w = (width + 2 * padding - kernel) // stride + 1
     if "w_aug" in layer:
-        cout = layer["w_aug"].shape[0]
-        count = -(-out_h * out_w // gemm.NR)
-        patches = {"panels": _patch_panels(x, kernel, stride, padding),
-                   "bias": np.zeros((b * count, gemm.NR), np.float32), "n": b * count * gemm.NR}
-        y = gemm.dense(layer["w_aug"], patches, activation, transposed=True)  # (B*n*32, Cout): channels-last
-        y = y.reshape(b, count * gemm.NR, cout)[:, :out_h * out_w]
-        return y.reshape(b, out_h, out_w, cout).transpose(0, 3, 1, 2)
+        y = np.empty((b, out_h * out_w, layer["w_aug"].shape[0]), np.float32)
+        for i in range(b):  # (32n, Cout): channels-last
+            y[i] = gemm.dense(layer["w_aug"], _patch_panels(x[i], kernel, stride, padding), activation,
+                              transposed=True)[:out_h * out_w]
+        return y.reshape(b, out_h, out_w, -1).transpose(0, 3, 1, 2)
     y = np.empty((b, out_h * out_w, layer["n"]), np.float32)
     for i in range(b):
         groups = 2 if out_h * out_w % 2 == 0 else 1  # two row groups: parallel work even with one panel
