@@ -38,13 +38,8 @@ def attention_block(x: np.ndarray, block: Block, layers: dict, bias: np.ndarray,
     qkv = k.linear_bn(x, layers[f"{block.name}.qkv"]).reshape(b, n, h, 2 * kd + d)  # head-interleaved channels
     qkv = qkv.transpose(0, 2, 1, 3)  # (B, h, N, 2kd+d)
     q, key, v = qkv[..., :kd], qkv[..., kd:2 * kd], qkv[..., 2 * kd:]
-    out = k.attention(q, key, v, bias, layers[f"{block.name}.scale"], **_activation(block))  # (B, N, h*d)
+    out = k.attention(q, key, v, bias, layers[f"{block.name}.scale"], activation=block.attn_activation)  # (B, N, h*d)
     return k.linear_bn(out, layers[f"{block.name}.proj"])
-
-
-def _activation(block: Block) -> dict:
-    """Keyword for `k.attention`: nothing for LeViT (Hardswish on), activation=False for the ablation A7."""
-    return {} if block.attn_activation else {"activation": False}
 
 
 def subsample(x: np.ndarray, grid: tuple[int, int], stride: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
@@ -68,7 +63,7 @@ def shrink_attention_block(x: np.ndarray, grid: tuple[int, int], block: Block, l
     n_q = x_sub.shape[1]
     q = k.linear_bn(x_sub, layers[f"{block.name}.q"]).reshape(b, n_q, h, kd).transpose(0, 2, 1, 3)  # (B, h, N', kd)
     out = k.attention(q, key, v, bias_for(block, q_grid, grid, 2), layers[f"{block.name}.scale"],
-                      **_activation(block))  # (B, N', h*d)
+                      activation=block.attn_activation)  # (B, N', h*d); no Hardswish in the ablation A7
     return k.linear_bn(out, layers[f"{block.name}.proj"]), q_grid
 
 
