@@ -8,16 +8,22 @@ API keeps NumPy as its default (`levit_np.load(path, backend="numpy")`).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import click
 
-CLI_BACKENDS = ("numba", "numpy")  # as in levit_np.backends.BACKENDS (not imported: keeps `levit --help` light)
+from levit_np.backends import BACKENDS  # a plain table: importing it loads neither NumPy nor Numba
+
 DEFAULT_BACKEND = "numba"
 
 
-def backend_option(f: Callable) -> Callable:
-    """Add `--backend` (parameter `backend`)."""
-    return click.option("--backend", type=click.Choice(CLI_BACKENDS), default=DEFAULT_BACKEND, show_default=True,
-                        help="Kernels: numba (folded weights, compiled kernels; the first run compiles them, "
-                             "later runs load them from Numba's cache) or numpy (the readable reference).")(f)
+def backend_option(f: Optional[Callable] = None, *, default: str = DEFAULT_BACKEND) -> Callable:
+    """Add `--backend` (parameter `backend`): `@backend_option`, or `@backend_option(default="numpy")` for the
+    commands that read or time the reference."""
+    def add(command: Callable) -> Callable:
+        return click.option("--backend", type=click.Choice(list(BACKENDS)), default=default,
+                            show_default=True,
+                            help="Kernels: numba (folded weights, compiled kernels; the first run compiles them, "
+                                 "later runs load them from Numba's cache) or numpy (the readable reference).")(command)
+
+    return add(f) if f is not None else add

@@ -8,6 +8,8 @@ from typing import Optional
 
 import click
 
+from .backend_option import backend_option
+
 from .flops import ABLATION_HELP, VARIANT_HELP, ablation_reports, ablation_table, print_notes
 
 ROW_LABELS = {"layernorm": "LayerNorm", "keys_qk": "Keys Q,K", "values_v": "Values V", "product_qkt": "Product QK^T",
@@ -22,7 +24,7 @@ ROW_LABELS = {"layernorm": "LayerNorm", "keys_qk": "Keys Q,K", "values_v": "Valu
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Profile the model in this file (.h5 or a checkpoint) instead of a random-weight --model.")
 @click.option("--ablation", default=None, metavar="ID", help=ABLATION_HELP + " Measures its latency and the base's.")
-@click.option("--backend", default="numpy", show_default=True, help="Kernel backend for --model/--weights/--ablation.")
+@backend_option(default="numpy")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per forward pass.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Timed runs (default: 200 for --blocks, 20 for --model, 10 for --ablation).")

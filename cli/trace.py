@@ -6,6 +6,8 @@ from typing import Optional
 
 import click
 
+from .backend_option import backend_option
+
 from .inspect_options import checked_size, load_any_model, random_model_options, size_option
 from .options import crop_pct_option, model_options
 
@@ -23,7 +25,7 @@ DIVERGENCE = 1e-4  # relative difference above which a block counts as parting f
                    "weights and print the max difference per block. Needs levit-np[reference]; square sizes only.")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
               help="Keep every intermediate in this .npz (the input as 'input'; the reference's as 'torch/<name>').")
-@click.option("--backend", default="numpy", show_default=True, help="Kernel backend to trace.")
+@backend_option(default="numpy")
 @click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
 def trace(image: str, weights: Optional[str], model: Optional[str], random_variant: Optional[str], seed: int,
           size: Optional[tuple[int, int]], crop_pct: float, against_torch: bool, save_path: Optional[str],
