@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import click
 
-from levit_np.backends import BACKENDS  # a plain table: importing it loads neither NumPy nor Numba
+from levit_np.kernels.backends import BACKENDS  # a plain table: importing it loads neither NumPy nor Numba
 
 DEFAULT_BACKEND = "numba"
 

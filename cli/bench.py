@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from levit_np.bench import BACKENDS  # light: levit_np.bench imports nothing heavy at module level
+from levit_np.perf.bench import BACKENDS  # light: levit_np.perf.bench imports nothing heavy at module level
 
 
 def _backends(ctx, param, value: str) -> tuple[str, ...]:
@@ -38,8 +38,8 @@ def bench(ctx: click.Context, variant: str, batch: int, threads: int | None, rou
     """Latency (batch 1) and throughput (batch N) of a LeViT variant on each backend, each in its own process
     with the same thread count, interleaved over rounds: medians, interquartile ranges, images/s, GFLOP/s and
     the ratios of ours (numba) against each."""
-    from levit_np.bench import Settings, run_bench
-    from levit_np.config import get_config
+    from levit_np.perf.bench import Settings, run_bench
+    from levit_np.model.config import get_config
 
     from .console import err, print_json
 

@@ -40,8 +40,8 @@ def bias(weights: Optional[str], model: Optional[str], random_variant: Optional[
 
     import numpy as np
 
-    from levit_np.bias_maps import bias_maps, render, to_arrays, to_json
-    from levit_np.fileio import atomic_output, check_output_path
+    from levit_np.analysis.bias_maps import bias_maps, render, to_arrays, to_json
+    from levit_np.weights.fileio import atomic_output, check_output_path
 
     from .console import err, print_json
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from levit_np.config import VARIANTS
+from levit_np.model.config import VARIANTS
 
 
 @click.command()
@@ -19,7 +19,7 @@ def convert(src: str, out: str, variant: str | None, as_json: bool) -> None:
     SRC may be an official facebookresearch release file, a timm state dict or a Hugging Face
     transformers LeViT checkpoint. Every tensor is checked; nothing is written unless all of them fit.
     """
-    from levit_np.convert import convert_checkpoint
+    from levit_np.weights.convert import convert_checkpoint
 
     from .console import err, print_json
 

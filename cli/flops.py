@@ -46,7 +46,7 @@ def flops(model: Optional[str], ablation: Optional[str], layers: bool, as_json: 
 
 def ablation_reports(ablation: str) -> list[dict]:
     """`report` for one ablation id, or for all of them ('all')."""
-    from levit_np.ablations import ABLATIONS, get_ablation, report
+    from levit_np.analysis.ablations import ABLATIONS, get_ablation, report
 
     if ablation.strip().lower() == "all":
         return [report(a) for a in ABLATIONS.values()]
@@ -102,8 +102,8 @@ def print_notes(reports: list[dict]) -> None:
 def variants_summary(as_json: bool) -> None:
     from rich.table import Table
 
-    from levit_np.config import VARIANTS
-    from levit_np.flops import summary
+    from levit_np.model.config import VARIANTS
+    from levit_np.analysis.flops import summary
 
     from .console import out, print_json
 
@@ -124,8 +124,8 @@ def variants_summary(as_json: bool) -> None:
 def model_summary(model: str, layers: bool, as_json: bool) -> None:
     from rich.table import Table
 
-    from levit_np.config import get_config
-    from levit_np.flops import summary
+    from levit_np.model.config import get_config
+    from levit_np.analysis.flops import summary
 
     from .console import out, print_json
 

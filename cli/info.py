@@ -14,8 +14,8 @@ def info(path: str, tensors: bool, as_json: bool) -> None:
     import numpy as np
     from rich.table import Table
 
-    from levit_np.params import count_params
-    from levit_np.weights_file import read_info
+    from levit_np.model.params import count_params
+    from levit_np.weights.hdf5_file import read_info
 
     from .console import out, print_json
 

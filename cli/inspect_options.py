@@ -39,7 +39,7 @@ def load_any_model(weights: Optional[str], model: Optional[str], random_variant:
 def source_label(weights: Optional[str], model: Optional[str], random_variant: Optional[str], seed: int) -> str:
     """A short description of where the weights came from, for titles."""
     if random_variant is not None:
-        from levit_np.config import get_config
+        from levit_np.model.config import get_config
 
         return f"{get_config(random_variant).name}, random weights (seed {seed})"
     return Path(weights).name if weights is not None else (model or "default model")
@@ -54,7 +54,7 @@ def size_option(f: Callable) -> Callable:
 
 def checked_size(size: Optional[tuple[int, int]]) -> tuple[int, int]:
     """The --size value, or (224, 224); a BadParameter error unless both are positive multiples of 16."""
-    from levit_np.input_size import check_input_size
+    from levit_np.model.grid import check_input_size
 
     if size is None:
         return 224, 224

@@ -5,7 +5,7 @@
     def predict(weights, model, ...):
         net = load_model(weights, model, backend)
 
-A named model comes from the cache (`levit_np.hub`): downloaded, checked and converted on first use, with a
+A named model comes from the cache (`levit_np.weights.hub`): downloaded, checked and converted on first use, with a
 download progress bar on stderr.
 """
 
@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Optional
 
 import click
 
-from levit_weights import registry
+from levit_np.weights.registry import registry
 
 DEFAULT_MODEL = "levit_128s"
 MODEL_NAMES = tuple(registry())  # the variants with an official release file (no numpy import: --threads)
@@ -41,7 +41,7 @@ def load_model(weights: Optional[str], model: Optional[str], backend: str = "num
     if weights is not None:
         return levit_np.load(weights, backend)
     from levit_np.errors import LevitError, WeightsFileError
-    from levit_np.hub import cached_path, fetch
+    from levit_np.weights.hub import cached_path, fetch
 
     from .console import err
 

@@ -32,7 +32,7 @@ def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, mo
     """
     from rich.markup import escape
 
-    from levit_np.classify import ImageResult, classify
+    from levit_np.images.classify import ImageResult, classify
 
     from .console import err, print_json
     from .inputs import expand
@@ -66,7 +66,8 @@ def _print_table(result) -> None:
 
     from .console import out
 
-    table = Table(title=Text(result.image), title_justify="left")
+    out.print(Text(result.image, no_wrap=True, overflow="ignore"), soft_wrap=True, highlight=False)
+    table = Table()
     table.add_column("#", justify="right")
     table.add_column("index", justify="right")
     table.add_column("wnid")

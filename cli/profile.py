@@ -72,13 +72,13 @@ def check_plot_target(path: str) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise click.ClickException("--plot needs matplotlib: pip install 'levit-np[plot]'") from None
-    from levit_np.fileio import check_output_path
+    from levit_np.weights.fileio import check_output_path
 
     check_output_path(path, suffixes=(".png", ".svg", ".pdf"))
 
 
 def blocks_command(repeats: int, as_json: bool, threads: str) -> None:
-    from levit_np.block_profile import profile_blocks
+    from levit_np.perf.block_table import profile_blocks
 
     from .console import err, out, print_json
 
@@ -132,7 +132,7 @@ def backends_rich_table(result: dict):
     from rich import box
     from rich.table import Table
 
-    from levit_np.block_profile import BACKEND_ROWS
+    from levit_np.perf.block_table import BACKEND_ROWS
 
     split = result["blocks"]["levit_256"]
     merged = {BACKEND_ROWS[0]: ("keys_qk", "values_v"), BACKEND_ROWS[1]: ("product_qkt", "product_av"),
@@ -157,8 +157,8 @@ def backends_rich_table(result: dict):
 def model_command(model: Optional[str], weights: Optional[str], backend: str, batch: int, repeats: int,
                   plot: Optional[str], as_json: bool, threads: str) -> None:
     import levit_np
-    from levit_np.fileio import atomic_output
-    from levit_np.model_profile import plot_profile, profile_model
+    from levit_np.weights.fileio import atomic_output
+    from levit_np.perf.model_profile import plot_profile, profile_model
 
     from .console import err, out, print_json
 
@@ -206,10 +206,10 @@ def model_rich_table(result: dict):
 
 
 def ablation_command(ablation: str, backend: str, batch: int, repeats: int, as_json: bool, threads: str) -> None:
-    from levit_np.ablations import ABLATIONS, BASE
-    from levit_np.model import LevitModel
-    from levit_np.model_profile import latency
-    from levit_np.params import random_params
+    from levit_np.analysis.ablations import ABLATIONS, BASE
+    from levit_np.levit_model import LevitModel
+    from levit_np.perf.model_profile import latency
+    from levit_np.model.params import random_params
 
     from .console import err, out, print_json
 

@@ -38,12 +38,12 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
     """
     import numpy as np
 
-    from levit_np.input_size import preprocess_hw
-    from levit_np.tracing import first_divergence, max_differences, timed_trace
+    from levit_np.images.preprocessing import preprocess_hw
+    from levit_np.analysis.tracing import first_divergence, max_differences, timed_trace
 
     from .console import err, print_json
 
-    from levit_np.fileio import atomic_output, check_output_path
+    from levit_np.weights.fileio import atomic_output, check_output_path
 
     if save_path:
         check_output_path(save_path, suffixes=(".npz",))
@@ -53,7 +53,7 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
     steps = timed_trace(net, x)
     reference = diffs = None
     if against_torch:
-        from levit_np.torch_reference import hf_model, hf_trace
+        from levit_np.analysis.torch_reference import hf_model, hf_trace
 
         reference = hf_trace(hf_model(net.config, net.params, (height, width)), net.config, x)
         diffs = max_differences(steps, reference)

@@ -3,7 +3,7 @@
     python docs/build_docs.py           # rewrite what is stale
     python docs/build_docs.py --check   # exit 1 and name the stale pages (tests/test_docs.py does the same)
 
-Excerpts: a page marks one with `<!-- excerpt: levit_np/model.py::attention_block -->` followed by a fenced
+Excerpts: a page marks one with `<!-- excerpt: levit_np/model/forward.py::attention_block -->` followed by a fenced
 ```python block; the block is replaced by the current source of that function or class (a dotted name such
 as `LevitModel.__call__` reaches a method), found with `ast`, decorators included. So quoted code cannot drift
 from the code that runs.
@@ -58,7 +58,7 @@ def shapes_table(variant: str, height: int, width: int) -> str:
     import numpy as np
 
     import levit_np
-    from levit_np.input_size import token_grids
+    from levit_np.model.grid import token_grids
 
     model = levit_np.create(variant, seed=0)
     grids = token_grids(model.config, height, width)

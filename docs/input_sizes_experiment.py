@@ -23,8 +23,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402  (after the thread settings)
 
 import levit_np  # noqa: E402
-from levit_np.attention_bias import bias_index  # noqa: E402
-from levit_np.input_size import preprocess_hw, token_grids  # noqa: E402
+from levit_np.model.attention_bias import bias_index  # noqa: E402
+from levit_np.images.preprocessing import preprocess_hw
+from levit_np.model.grid import token_grids  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SIZES = [(160, 160), (192, 192), (224, 224), (256, 256), (288, 288), (320, 320), (384, 384),
@@ -129,7 +130,7 @@ def main() -> None:
         print(f"| {size[0]} x {size[1]} | {grids} | {ms:.1f} | {top1:.0%} | {top5:.0%} | {cos:.3f} | {found:.0%} "
               f"| {clamp_cos:.3f} | {zero_cos:.3f} |")
     if args.figure:
-        from levit_np.bias_maps import bias_maps, render
+        from levit_np.analysis.bias_maps import bias_maps, render
 
         maps = [bias_maps(model.config, model.params, size, stage=0, block="0")[0]
                 for size in [(224, 224), (288, 288), (160, 320)]]

@@ -11,15 +11,15 @@ __version__ = "0.1.0"
 
 import os
 
-from .config import VARIANTS, LevitConfig, get_config
-from .errors import CheckpointError, ConversionError, ImageError, LevitError, WeightsFileError
+from levit_np.model.config import VARIANTS, LevitConfig, get_config
+from levit_np.errors import CheckpointError, ConversionError, ImageError, LevitError, WeightsFileError
 
 
 def __getattr__(name: str):
-    """`LevitModel` is imported on first use, so `import levit_np.config` (the CLI's option lists) stays
+    """`LevitModel` is imported on first use, so `import levit_np.model.config` (the CLI's option lists) stays
     free of NumPy and thread counts can still be fixed before NumPy loads."""
     if name == "LevitModel":
-        from .model import LevitModel
+        from levit_np.levit_model import LevitModel
 
         return LevitModel
     raise AttributeError(f"module 'levit_np' has no attribute {name!r}")
@@ -27,15 +27,15 @@ def __getattr__(name: str):
 
 def load(path: str | os.PathLike, backend: str = "numpy", variant: str | None = None) -> "LevitModel":
     """Load a model from a levit-np `.h5` file, or from any checkpoint `levit convert` reads (converted in memory)."""
-    from .fileio import is_hdf5
-    from .model import LevitModel
+    from levit_np.weights.fileio import is_hdf5
+    from levit_np.levit_model import LevitModel
 
     if is_hdf5(path):
-        from .weights_file import read_weights
+        from levit_np.weights.hdf5_file import read_weights
 
         info, params = read_weights(path)
         return LevitModel(info.config, params, backend)
-    from .convert import read_checkpoint
+    from levit_np.weights.convert import read_checkpoint
 
     conversion = read_checkpoint(path, variant)
     return LevitModel(conversion.config, conversion.params, backend)
@@ -43,8 +43,8 @@ def load(path: str | os.PathLike, backend: str = "numpy", variant: str | None = 
 
 def create(variant: str, seed: int = 0, backend: str = "numpy") -> "LevitModel":
     """A model with random weights (random BN statistics and attention biases too), for tests and timing."""
-    from .model import LevitModel
-    from .params import random_params
+    from levit_np.levit_model import LevitModel
+    from levit_np.model.params import random_params
 
     cfg = get_config(variant)
     return LevitModel(cfg, random_params(cfg, seed), backend)
@@ -52,7 +52,7 @@ def create(variant: str, seed: int = 0, backend: str = "numpy") -> "LevitModel":
 
 def preprocess(image, **kwargs):
     """A path or PIL image -> float32 (3, 224, 224), exactly the official evaluation transform."""
-    from .preprocessing import preprocess as _preprocess
+    from levit_np.images.preprocessing import preprocess as _preprocess
 
     return _preprocess(image, **kwargs)
 

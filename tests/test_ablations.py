@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from levit_cli.main import cli
-from levit_np.ablations import ABLATIONS, BASE, get_ablation, report
-from levit_np.attention_bias import gather_bias
-from levit_np.config import VARIANTS
-from levit_np.model import LevitModel
-from levit_np.params import param_shapes, random_params
+from levit_np.analysis.ablations import ABLATIONS, BASE, get_ablation, report
+from levit_np.model.attention_bias import gather_bias
+from levit_np.model.config import VARIANTS
+from levit_np.levit_model import LevitModel
+from levit_np.model.params import param_shapes, random_params
 
 ARCHITECTURES = [a.id for a in ABLATIONS.values() if a.config is not None]
 

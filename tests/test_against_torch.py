@@ -44,7 +44,7 @@ def test_hf_reference_in_each_layout(hf_reference, tmp_path, fmt, name):
 
 def test_every_block_against_hf(hf_reference):
     variant, state, _, trace = hf_reference
-    from levit_np.convert import map_state_dict
+    from levit_np.weights.convert import map_state_dict
 
     conversion = map_state_dict(state)
     ours = levit_np.LevitModel(conversion.config, conversion.params).trace(X)

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 import levit_np
-from levit_np.fileio import atomic_output
+from levit_np.weights.fileio import atomic_output
 
 from conftest import SHARED
 
@@ -23,7 +23,7 @@ def test_preprocess_is_callable_repeatedly():
 
         pytest.skip("shared images are absent")
     first = levit_np.preprocess(photo)
-    importlib.import_module("levit_np.preprocessing")  # importing the module must not replace the function
+    importlib.import_module("levit_np.images.preprocessing")  # importing the module must not replace the function
 
     np.testing.assert_array_equal(levit_np.preprocess(photo), first)
 
@@ -38,7 +38,7 @@ def test_create_and_trace_names():
 
 
 def test_importing_config_does_not_load_numpy():
-    code = "import sys, levit_np.config, levit_cli.main; print('numpy' in sys.modules)"
+    code = "import sys, levit_np.model.config, levit_cli.main; print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -1,4 +1,4 @@
-"""`levit bench` and levit_np.bench: the protocol, the summary and the CLI's errors (never the timings)."""
+"""`levit bench` and levit_np.perf.bench: the protocol, the summary and the CLI's errors (never the timings)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 from levit_cli import main
 from levit_cli.main import cli
-from levit_np import bench
-from levit_np.config import get_config
-from levit_np.flops import total_flops
+from levit_np.perf import bench
+from levit_np.model.config import get_config
+from levit_np.analysis.flops import total_flops
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 import levit_np
 from levit_cli.main import cli
-from levit_np.bias_maps import bias_maps, to_arrays, to_json
-from levit_np.checkpoint_io import read_state_dict
-from levit_np.config import blocks
+from levit_np.analysis.bias_maps import bias_maps, to_arrays, to_json
+from levit_np.weights.checkpoint_io import read_state_dict
+from levit_np.model.config import blocks
 from levit_np.errors import LevitError
-from levit_np.layouts import official_bias_index_keys, official_keys
+from levit_np.weights.layouts import official_bias_index_keys, official_keys
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_selection(random_model):
 
 def test_maps_at_another_size_are_the_resampled_tables(random_model):
     """At 160x320 the stage-0 maps are (10, 20): query (0,0) sees offsets (|dy|, |dx|) = (row, col)."""
-    from levit_np.attention_bias import resample_table
+    from levit_np.model.attention_bias import resample_table
 
     cfg, params = random_model.config, random_model.params
     m = bias_maps(cfg, params, (160, 320), stage=0, block="1")[0]

@@ -1,4 +1,4 @@
-"""Tests for levit_np.checkpoint_io: PyTorch zip checkpoints and safetensors read without torch or unpickling code."""
+"""Tests for levit_np.weights.checkpoint_io: PyTorch zip checkpoints and safetensors read without torch or unpickling code."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from levit_np.checkpoint_io import load_torch_zip, read_state_dict
+from levit_np.weights.checkpoint_io import load_torch_zip, read_state_dict
 from levit_np.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -184,7 +184,7 @@ def test_no_torch_import(tmp_path):
     path = _hand_checkpoint(tmp_path / "ckpt.pth")
     code = (
         "import sys; sys.modules['torch'] = None\n"  # any `import torch` now fails
-        "from levit_np.checkpoint_io import read_state_dict\n"
+        "from levit_np.weights.checkpoint_io import read_state_dict\n"
         f"sd = read_state_dict({str(path)!r})\n"
         "assert sd['num_batches_tracked'] == 7 and 'torch' in sys.modules and sys.modules['torch'] is None\n"
     )
@@ -503,6 +503,6 @@ def test_build_opcode_cannot_modify_loader_objects(tmp_path, target):
 
     save_file(state, str(clean))
     np.testing.assert_array_equal(read_state_dict(clean)["w"], state["w"])
-    from levit_np import checkpoint_io
+    from levit_np.weights import checkpoint_io
 
     assert checkpoint_io._STORAGES["FloatStorage"].bf16 is False

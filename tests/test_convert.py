@@ -11,12 +11,12 @@ from click.testing import CliRunner
 from safetensors.numpy import save_file
 
 import levit_np
-from levit_np.config import VARIANTS
-from levit_np.convert import map_state_dict
+from levit_np.model.config import VARIANTS
+from levit_np.weights.convert import map_state_dict
 from levit_np.errors import ConversionError, WeightsFileError
-from levit_np.layouts import LAYOUTS
-from levit_np.params import param_shapes, random_params
-from levit_np.weights_file import read_weights, write_weights
+from levit_np.weights.layouts import LAYOUTS
+from levit_np.model.params import param_shapes, random_params
+from levit_np.weights.hdf5_file import read_weights, write_weights
 from levit_cli.main import cli
 
 CFG = VARIANTS["levit_128s"]
@@ -119,7 +119,7 @@ def test_unknown_layout_is_rejected():
 
 
 def test_official_bias_index_buffers_are_checked(official_pth):
-    from levit_np.checkpoint_io import read_state_dict
+    from levit_np.weights.checkpoint_io import read_state_dict
 
     state = read_state_dict(official_pth)
     assert map_state_dict(state).config.name == "levit_128s"

@@ -58,16 +58,16 @@ def test_cli_reference_covers_every_command(build_docs):
 
 def test_a_drifted_excerpt_is_detected(build_docs):
     """The check can fail: an excerpt that differs from the source is rewritten, and an unknown name is an error."""
-    page = ("<!-- excerpt: levit_np/attention_bias.py::bias_index -->\n```python\ndef bias_index(): pass\n```\n"
+    page = ("<!-- excerpt: levit_np/model/attention_bias.py::bias_index -->\n```python\ndef bias_index(): pass\n```\n"
             "<!-- shapes: levit_128s 64x96 -->\nstale\n<!-- /shapes -->\n")
     rendered = build_docs.render_excerpts(page)
     assert rendered != page and "return dy * k_grid[1] + dx" in rendered
     assert "| `stem` | (1, 128, 4, 6) | 4x6 |" in rendered  # 64x96: 4x6 tokens, then 2x3, then 1x2
     assert "| `stages.2.blocks.0.attn` | (1, 2, 384) | 1x2 |" in rendered and "stale" not in rendered
     with pytest.raises(LookupError, match="no 'nonexistent'"):
-        build_docs.render_excerpts("<!-- excerpt: levit_np/model.py::nonexistent -->\n```python\n```\n")
+        build_docs.render_excerpts("<!-- excerpt: levit_np/model/forward.py::nonexistent -->\n```python\n```\n")
 
 
 def test_method_excerpts_reach_into_classes(build_docs):
-    source = build_docs.source_of("levit_np/model.py", "LevitModel.__call__")
+    source = build_docs.source_of("levit_np/levit_model.py", "LevitModel.__call__")
     assert source.startswith("def __call__(self") and "forward(" in source

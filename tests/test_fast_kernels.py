@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 import levit_np
-from levit_np import fold
-from levit_np.attention_bias import gather_bias
-from levit_np.config import VARIANTS, blocks, get_config
+from levit_np.kernels import fold
+from levit_np.model.attention_bias import gather_bias
+from levit_np.model.config import VARIANTS, blocks, get_config
 from levit_np.kernels import fast, gemm
 from levit_np.kernels import reference as ref
-from levit_np.params import group_layers, random_params
+from levit_np.model.params import group_layers, random_params
 
 from conftest import assert_close_relative
 

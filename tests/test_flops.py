@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from levit_cli.main import cli
-from levit_np.config import VARIANTS, get_config
-from levit_np.flops import block_macs, by_key, costs, summary, total_flops
-from levit_np.model import LevitModel
-from levit_np.params import count_params
+from levit_np.model.config import VARIANTS, get_config
+from levit_np.analysis.flops import block_macs, by_key, costs, summary, total_flops
+from levit_np.levit_model import LevitModel
+from levit_np.model.params import count_params
 
 # The official FLOPS_COUNTER and parameter totals (unfused, both heads), written out here on purpose.
 OFFICIAL = {

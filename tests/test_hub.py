@@ -21,10 +21,10 @@ import pytest
 from click.testing import CliRunner
 
 import levit_np
-import levit_weights
-from levit_np import hub
-from levit_np.weights_file import read_info
-from levit_weights import KnownCheckpoint
+import levit_np.weights.registry as levit_weights
+from levit_np.weights import hub
+from levit_np.weights.hdf5_file import read_info
+from levit_np.weights.registry import KnownCheckpoint
 
 from conftest import SHARED
 from levit_cli.main import cli

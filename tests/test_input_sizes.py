@@ -9,10 +9,11 @@ import pytest
 from PIL import Image
 
 import levit_np
-from levit_np.attention_bias import bias_index, gather_bias, resample_table
-from levit_np.config import blocks
-from levit_np.input_size import cover_short_side, preprocess_hw, token_grids
-from levit_np.preprocessing import preprocess
+from levit_np.model.attention_bias import bias_index, gather_bias, resample_table
+from levit_np.model.config import blocks
+from levit_np.images.preprocessing import cover_short_side, preprocess_hw
+from levit_np.model.grid import token_grids
+from levit_np.images.preprocessing import preprocess
 
 OTHER_SIZES = [(160, 224), (288, 288), (224, 320)]
 
@@ -124,8 +125,8 @@ def test_square_sizes_match_pytorch_with_resampled_tables(model):
     """HF's official architecture built at 288 (18/9/5 grids), given our resampled tables, gives our outputs."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from levit_np.torch_reference import hf_model, hf_trace
-    from levit_np.tracing import max_differences, timed_trace
+    from levit_np.analysis.torch_reference import hf_model, hf_trace
+    from levit_np.analysis.tracing import max_differences, timed_trace
 
     x = np.random.default_rng(4).standard_normal((1, 3, 288, 288), dtype=np.float32)
     reference = hf_trace(hf_model(model.config, model.params, (288, 288)), model.config, x)

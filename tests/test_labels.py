@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from levit_np.labels import imagenet_classes, label, softmax, top_k, wnid
+from levit_np.images.labels import imagenet_classes, label, softmax, top_k, wnid
 
 
 def test_classes_loaded_from_package_data():

@@ -23,8 +23,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import levit_np
-from levit_np.labels import label, softmax, wnid
-from levit_np.preprocessing import preprocess
+from levit_np.images.labels import label, softmax, wnid
+from levit_np.images.preprocessing import preprocess
 
 from conftest import SHARED
 from levit_cli.inputs import IMAGE_EXTENSIONS, expand
@@ -44,7 +44,7 @@ def run(*args: str):
 @pytest.fixture(scope="session")
 def fixture_h5(official_pth, tmp_path_factory) -> Path:
     """The official fixture checkpoint converted once to .h5 (random weights, official layout)."""
-    from levit_np.convert import convert_checkpoint
+    from levit_np.weights.convert import convert_checkpoint
 
     path = tmp_path_factory.mktemp("weights") / "levit_128s_random.h5"
     convert_checkpoint(official_pth, path)
@@ -150,7 +150,7 @@ def test_json_structure_and_input_order(fixture_model, fixture_h5, tmp_path):
     """Images come back in argument order (not sorted), each with top-k predictions largest first."""
     names = ["skimage/rocket.jpg", "coral/bird.bmp", "skimage/camera.png"]
     paths = [str(IMAGES / name) for name in names]
-    result = run("--weights", str(fixture_h5), "--json", "-k", "3", "--batch-size", "2", *paths)
+    result = run("--weights", str(fixture_h5), "--backend", "numpy", "--json", "-k", "3", "--batch-size", "2", *paths)
     assert result.exit_code == 0, result.output
     entries = json.loads(result.stdout)
     assert [entry["image"] for entry in entries] == paths
@@ -214,6 +214,19 @@ def test_bad_images_get_an_error_and_the_others_are_classified(fixture_h5, tmp_p
             assert word in line
         assert f"{len(bad)} of {len(arguments)} images failed" in result.stderr
         assert "cat.bmp" in result.stdout and "coffee.png" in result.stdout
+
+
+def test_long_image_paths_are_printed_whole_on_one_line(fixture_h5, tmp_path):
+    """A table's image name is never wrapped or cut, whatever the path's length, and carries no trailing spaces."""
+    nested = tmp_path / ("a_rather_long_directory_name_" * 4) / "with" / "nested" / "folders"
+    nested.mkdir(parents=True)
+    photo = nested / "coffee.png"
+    photo.write_bytes((IMAGES / "skimage" / "coffee.png").read_bytes())
+    result = run("--weights", str(fixture_h5), "-k", "1", str(photo))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert str(photo) in lines, result.stdout
+    assert all(line == line.rstrip() for line in lines if str(photo) in line)
 
 
 def test_a_missing_weights_file_is_a_usage_error(tmp_path):
@@ -335,7 +348,7 @@ def test_a_directory_and_a_glob_through_the_cli(fixture_h5, tmp_path):
 
 
 def test_an_unexpected_failure_stays_with_its_image_unless_verbose(fixture_model, monkeypatch):
-    import levit_np.classify as classify_module
+    import levit_np.images.classify as classify_module
 
     photos = [str(IMAGES / "coral" / "cat.bmp"), str(IMAGES / "coral" / "bird.bmp")]
     real = classify_module.preprocess

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from levit_np.errors import ImageError
-from levit_np.preprocessing import (
+from levit_np.images.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     center_crop_box,

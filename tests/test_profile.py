@@ -9,14 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from levit_cli.main import cli
-from levit_np import deit
-from levit_np.block_ops import ROWS
-from levit_np.block_profile import (BACKEND_ROWS, LEVIT_ATTN, LEVIT_MLP, PAPER_US, backend_block, levit_block,
+from levit_np.perf import deit
+from levit_np.perf.block_ops import ROWS
+from levit_np.perf.block_table import (BACKEND_ROWS, LEVIT_ATTN, LEVIT_MLP, PAPER_US, backend_block, levit_block,
                                     levit_block_layers, profile_blocks)
-from levit_np.config import blocks, get_config
-from levit_np.flops import costs
-from levit_np.model import LevitModel, attention_block, mlp_block
-from levit_np.params import random_params
+from levit_np.model.config import blocks, get_config
+from levit_np.analysis.flops import costs
+from levit_np.levit_model import LevitModel
+from levit_np.model.forward import attention_block, mlp_block
+from levit_np.model.params import random_params
 
 
 def hardswish(x):
@@ -114,7 +115,7 @@ def test_rows_are_timed_inside_each_run():
     """One run of the step timer: every row of the DeiT block is timed once (LayerNorm twice) within the run."""
     import time
 
-    from levit_np.block_profile import StepTimer
+    from levit_np.perf.block_table import StepTimer
 
     x = np.random.default_rng(7).normal(size=(1, 197, 192)).astype(np.float32)
     layers = deit.prepare(deit.random_params(seed=7))
@@ -145,14 +146,14 @@ def test_cli_blocks_table():
 @pytest.fixture(scope="module")
 def model_profile():
     from levit_np import create
-    from levit_np.model_profile import profile_model
+    from levit_np.perf.model_profile import profile_model
 
     model = create("levit_128s")
     return model, profile_model(model, repeats=2)
 
 
 def test_model_profile_structure(model_profile):
-    from levit_np.flops import total_flops
+    from levit_np.analysis.flops import total_flops
 
     model, model_profile = model_profile
     names = [row["name"] for row in model_profile["blocks"]]
@@ -190,13 +191,13 @@ def test_cli_profile_bad_input(args, message):
 
 def test_a_failed_plot_leaves_no_file(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    import levit_np.model_profile
+    import levit_np.perf.model_profile
 
     def broken(result, path, fmt="png"):
         path.write_bytes(b"half a png")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(levit_np.model_profile, "plot_profile", broken)
+    monkeypatch.setattr(levit_np.perf.model_profile, "plot_profile", broken)
     result = CliRunner().invoke(cli, ["profile", "--model", "128S", "--repeats", "1", "--plot", str(tmp_path / "p.png")])
     assert result.exit_code != 0 and "disk full" in result.output and "Traceback" not in result.output
     assert not any(tmp_path.iterdir())

@@ -11,9 +11,10 @@ from PIL import Image
 
 import levit_np
 from levit_cli.main import cli
-from levit_np.config import blocks
-from levit_np.input_size import preprocess_hw, token_grids
-from levit_np.tracing import first_divergence, max_differences, timed_trace
+from levit_np.model.config import blocks
+from levit_np.images.preprocessing import preprocess_hw
+from levit_np.model.grid import token_grids
+from levit_np.analysis.tracing import first_divergence, max_differences, timed_trace
 
 
 @pytest.fixture(scope="module")

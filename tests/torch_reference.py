@@ -232,8 +232,8 @@ def to_official_layout(state_dict: dict, variant: str) -> dict:
 
 def _hf_config(variant: str):
     _require("transformers")
-    from levit_np.config import get_config
-    from levit_np.torch_reference import hf_config  # the one HF config builder, shared with `levit trace`
+    from levit_np.model.config import get_config
+    from levit_np.analysis.torch_reference import hf_config  # the one HF config builder, shared with `levit trace`
 
     cfg = CONFIGS[variant]
     hf = hf_config(get_config(variant))  # drop_path omitted: eval ignores it, and 5.24 types the field int (0.1 fails)

@@ -1,1 +1,2 @@
-"""Kernel namespaces. `reference` is plain NumPy and is the spec; faster backends keep its names and signatures."""
+"""Kernels: `reference` (plain NumPy, the spec), `fold` (BatchNorm folding), `fast` and `gemm` (the Numba path),
+and `backends`, the registry that names them. Every backend provides the kernels of `contract`."""

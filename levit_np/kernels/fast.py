@@ -1,4 +1,4 @@
-"""Fast kernels: Numba on weights folded once at load (see `levit_np/fold.py`), no BLAS.
+"""Fast kernels: Numba on weights folded once at load (see `levit_np/kernels/fold.py`), no BLAS.
 
 Same names and signatures as `kernels/reference.py`, so `model.forward` runs unchanged on either. What differs:
 - `prepare` folds every BatchNorm into its conv/linear, the attention scale into q and the two heads into one,
@@ -24,10 +24,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ..config import VARIANTS, LevitConfig, blocks
-from . import gemm
-from .numba_common import FASTMATH
-from .numba_common import hardswish1 as _hardswish1
+from levit_np.model.config import VARIANTS, LevitConfig, blocks
+from levit_np.kernels import gemm
+from levit_np.kernels.numba_common import FASTMATH
+from levit_np.kernels.numba_common import hardswish1 as _hardswish1
 
 NAME = "numba"
 
@@ -313,7 +313,7 @@ def prepare(cfg: LevitConfig, params: dict) -> dict:
 
     Every `<block>.scale` is 1.0: kd^-0.5 is inside the q rows. `head_dist` is None: it is merged into `head`.
     """
-    from ..fold import fold_model
+    from levit_np.kernels.fold import fold_model
 
     check_supported(cfg)
     layers: dict = {}

@@ -22,7 +22,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .numba_common import FASTMATH, hardswish1
+from levit_np.kernels.numba_common import FASTMATH, hardswish1
 
 MR = 4  # rows of an output block
 NR = 32  # columns of an output block = width of a weight panel (two 16-float registers)

@@ -106,8 +106,8 @@ def prepare(cfg, params: dict) -> dict:
 
     Adds `<block>.scale` = kd^-0.5 for every attention block, the factor `attention` applies to q k^T.
     """
-    from ..config import blocks
-    from ..params import group_layers
+    from levit_np.model.config import blocks
+    from levit_np.model.params import group_layers
 
     arrays = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
     layers = group_layers(cfg, arrays)

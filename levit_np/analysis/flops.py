@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import LevitConfig, blocks, stem_convs
-from .params import param_shapes
+from levit_np.model.config import LevitConfig, blocks, stem_convs
+from levit_np.model.params import param_shapes
 
 # The official counter's totals at 224x224 (levit-spec §1.6; issue 5): external reference values.
 OFFICIAL_FLOPS = {"levit_128s": 305_108_946, "levit_128": 406_114_880, "levit_192": 657_601_916,

@@ -20,8 +20,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
-from .config import VARIANTS, LevitConfig
-from .flops import costs
+from levit_np.model.config import VARIANTS, LevitConfig
+from levit_np.analysis.flops import costs
 
 BASE = VARIANTS["levit_128s"]
 

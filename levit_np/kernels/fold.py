@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import LevitConfig, blocks
-from .kernels.reference import BN_EPS
-from .params import block_layers, group_layers
+from levit_np.model.config import LevitConfig, blocks
+from levit_np.kernels.reference import BN_EPS
+from levit_np.model.params import block_layers, group_layers
 
 
 def bn_scale_shift(layer: dict) -> tuple[np.ndarray, np.ndarray]:

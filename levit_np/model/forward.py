@@ -14,9 +14,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .attention_bias import gather_bias
-from .config import Block, LevitConfig, StemConv, blocks, stem_convs
-from .input_size import check_input_size
+from levit_np.model.attention_bias import gather_bias
+from levit_np.model.config import Block, LevitConfig, StemConv, blocks, stem_convs
 
 Hook = Callable[[str, np.ndarray], None]
 
@@ -133,36 +132,3 @@ class BiasCache:
                 bias = gather_bias(table, q_grid, k_grid, stride)
             self._cache[key] = self._layout(np.ascontiguousarray(bias, dtype=np.float32))
         return self._cache[key]
-
-
-class LevitModel:
-    """A loaded LeViT: `model(x)` gives logits, `model.trace(x)` every named block's output."""
-
-    def __init__(self, cfg: LevitConfig, params: dict[str, np.ndarray], backend: str = "numpy"):
-        from .backends import get_backend
-
-        self.config = cfg
-        self.params = params
-        self.backend = backend
-        self.kernels = get_backend(backend)
-        self.layers = self.kernels.prepare(cfg, params)
-        self.bias_for = BiasCache(self.layers, getattr(self.kernels, "bias_layout", None))
-
-    def __call__(self, x: np.ndarray, hook: Optional[Hook] = None) -> np.ndarray:
-        """(B, 3, H, W) float32 normalised images -> (B, num_classes) float32 logits"""
-        x = np.asarray(x)
-        if x.ndim != 4 or x.shape[1] != self.config.in_chans:
-            raise ValueError(f"expected images of shape (B, {self.config.in_chans}, H, W), got {x.shape}")
-        check_input_size(x.shape[2], x.shape[3], self.config.patch_size)  # any multiple of 16, not only 224
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        return forward(x, self.config, self.layers, self.kernels, self.bias_for, hook)
-
-    def trace(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Every named block's output, in order: 'stem', each block of `config.blocks`, 'pool', 'logits'."""
-        out: dict[str, np.ndarray] = {}
-        self(x, hook=lambda name, value: out.__setitem__(name, np.array(value)))
-        return out
-
-    def block_names(self) -> list[str]:
-        """The names `trace` reports, in order."""
-        return ["stem"] + [block.name for block in blocks(self.config)] + ["pool", "logits"]

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .kernels.reference import hardswish, linear, softmax
+from levit_np.kernels.reference import hardswish, linear, softmax
 
 ROWS = ("layernorm", "keys_qk", "values_v", "product_qkt", "product_av", "attention_projection", "mlp")
 

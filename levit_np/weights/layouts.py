@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .config import Block, LevitConfig, blocks
-from .params import BN_LEAVES, block_layers
+from levit_np.model.config import Block, LevitConfig, blocks
+from levit_np.model.params import BN_LEAVES, block_layers
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""ImageNet-1k class labels (packaged ``data/imagenet_class_index.json``), softmax and top-k.
+"""ImageNet-1k class labels (packaged ``imagenet_class_index.json``, beside this module), softmax and top-k.
 
 The json maps ``"0".."999"`` to ``[wnid, name]`` (the common Keras-format file); names use underscores, which
 ``label`` turns into spaces. The file is read once, on first use.
@@ -24,10 +24,10 @@ def imagenet_classes() -> list[tuple[str, str]]:
 @functools.cache
 def _classes() -> tuple[tuple[str, str], ...]:
     """The parsed json, read on first use and cached (a tuple, so callers cannot change the cache)."""
-    text = (resources.files("levit_np") / "data" / _DATA_FILE).read_text(encoding="utf-8")
+    text = (resources.files(__package__) / _DATA_FILE).read_text(encoding="utf-8")
     raw = json.loads(text)
     if sorted(raw, key=int) != [str(i) for i in range(NUM_CLASSES)]:
-        raise RuntimeError(f"levit_np/data/{_DATA_FILE} does not hold classes 0..{NUM_CLASSES - 1}")
+        raise RuntimeError(f"levit_np/images/{_DATA_FILE} does not hold classes 0..{NUM_CLASSES - 1}")
     return tuple((raw[str(i)][0], raw[str(i)][1].replace("_", " ")) for i in range(NUM_CLASSES))
 
 
@@ -50,7 +50,7 @@ def wnid(index: int) -> str:
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:  # (..., K) -> (..., K) float32
     """Numerically stable softmax: subtract the max, exponentiate and normalise in float64, return float32."""
-    from .kernels.reference import softmax as softmax_kernel
+    from levit_np.kernels.reference import softmax as softmax_kernel
 
     return softmax_kernel(np.asarray(logits, dtype=np.float64), axis=axis).astype(np.float32)
 

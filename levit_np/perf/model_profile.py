@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from .flops import block_macs
+from levit_np.analysis.flops import block_macs
 
 
 def stage_of(name: str) -> str:

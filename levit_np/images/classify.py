@@ -13,9 +13,9 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import LevitError
-from .labels import label, softmax, top_k, wnid
-from .preprocessing import DEFAULT_CROP_PCT, preprocess
+from levit_np.errors import LevitError
+from levit_np.images.labels import label, softmax, top_k, wnid
+from levit_np.images.preprocessing import DEFAULT_CROP_PCT, preprocess
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_TOP_K = 5

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
-from .errors import LevitError, one_line
+from levit_np.errors import LevitError, one_line
 
 ENV_HOME = "LEVIT_HOME"
 ENV_WEIGHTS_URL = "LEVIT_WEIGHTS_URL"
@@ -58,7 +58,7 @@ def cached_path(variant: str) -> Path:
 
 def known_checkpoint(variant: str):
     """The registry entry of `variant`, or a one-line error listing the known names."""
-    from levit_weights import registry
+    from levit_np.weights.registry import registry
 
     known = registry()
     if variant not in known:
@@ -91,7 +91,7 @@ def fetch(variant: str, progress: Optional[Progress] = None, timeout: float = TI
             raise WeightsUnavailable(
                 f"checksum mismatch for {url}: sha256 {digest[:16]}... does not start with {ckpt.sha256_prefix} "
                 f"(damaged download or wrong file); nothing was cached. {remedy(variant, url)}")
-        from .convert import convert_checkpoint
+        from levit_np.weights.convert import convert_checkpoint
 
         convert_checkpoint(downloaded, target, variant)
     return target

@@ -19,10 +19,10 @@ import warnings
 
 import numpy as np
 
-from .attention_bias import resample_table
-from .config import LevitConfig, blocks
-from .errors import LevitError
-from .input_size import token_grids
+from levit_np.model.attention_bias import resample_table
+from levit_np.model.config import LevitConfig, blocks
+from levit_np.errors import LevitError
+from levit_np.model.grid import token_grids
 
 INSTALL = "pip install 'levit-np[reference]'  (torch==2.13.0 CPU and transformers)"
 
@@ -59,7 +59,7 @@ def hf_config(cfg: LevitConfig, image_size: int | None = None):
 
 def hf_state_dict(cfg: LevitConfig, params: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
     """Our tensors under HF names; bias tables resampled to each module's key grid at a size x size input."""
-    from .layouts import hf_keys
+    from levit_np.weights.layouts import hf_keys
 
     grids = token_grids(cfg, size, size)
     tables = {}

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from levit_np.errors import ImageError, one_line
+from levit_np.model.grid import check_input_size
 
 ImageInput = Union[str, os.PathLike, Image.Image]
 
@@ -263,3 +264,39 @@ def preprocess_batch(
     if not arrays:
         return np.zeros((0, 3, size, size), dtype=np.float32)
     return np.stack(arrays)
+
+
+# ------------------------------------------------------------------ other input sizes (H x W, multiples of 16)
+
+
+def cover_short_side(image_size: tuple[int, int], height: int, width: int) -> int:
+    """The shorter-side length after which a torchvision-style Resize covers height x width (aspect kept).
+
+    `resized_shape` truncates the longer side, so the smallest length is searched upward from the estimate.
+    """
+    w, h = image_size
+    short = max(math.ceil(width * min(w, h) / w), math.ceil(height * min(w, h) / h))
+    while True:
+        new_w, new_h = resized_shape(image_size, short)
+        if new_w >= width and new_h >= height:
+            return short
+        short += 1
+
+
+def preprocess_hw(image, height: int, width: int, crop_pct: float = 0.875) -> np.ndarray:
+    """The evaluation transform for an H x W input: a path or PIL image -> float32 (3, H, W).
+
+    Square sizes run `levit_np.preprocess(image, size=H)` (the official transform; at 224 it is exactly it).
+    Otherwise the image is resized (bicubic, aspect kept) until it covers floor(H / crop_pct) x
+    floor(W / crop_pct), then centre-cropped to H x W: the same "crop 87.5% of the middle" rule, per side.
+    """
+    check_input_size(height, width)
+    if height == width:
+        return preprocess(image, size=height, crop_pct=crop_pct)
+    if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+        image = open_image(image)
+    img = to_rgb(image)
+    short = cover_short_side(img.size, resize_size(height, crop_pct), resize_size(width, crop_pct))
+    img = resize_shorter_side(img, short)
+    img = img.crop(center_crop_box(img.size, height, width))
+    return to_normalized_array(img)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .block_ops import attention_mix, attention_scores, mlp_residual, projection_residual, run_direct
-from .kernels.reference import layernorm, linear
+from levit_np.perf.block_ops import attention_mix, attention_scores, mlp_residual, projection_residual, run_direct
+from levit_np.kernels.reference import layernorm, linear
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from typing import Callable
 
 import numpy as np
 
-from .attention_bias import gather_bias
-from .block_ops import ROWS, attention_mix, attention_scores, mlp_residual, projection_residual, run_direct
-from .config import get_config
-from .fold import fold_bn_after, query_rows
-from .kernels.reference import linear
+from levit_np.model.attention_bias import gather_bias
+from levit_np.perf.block_ops import ROWS, attention_mix, attention_scores, mlp_residual, projection_residual, run_direct
+from levit_np.model.config import get_config
+from levit_np.kernels.fold import fold_bn_after, query_rows
+from levit_np.kernels.reference import linear
 
 # Paper, supplementary Table 1: Intel Xeon E5-2698, one core, batch 1, microseconds.
 PAPER_US = {
@@ -52,7 +52,7 @@ def row_macs(tokens: int, dim: int, heads: int, key_dim: int, value_dim: int, ml
 
 def levit_block_layers(params: dict[str, np.ndarray]) -> dict:
     """The LeViT-256 stage-1 block's layers, BN folded, qkv split into [q all heads | k all heads] and V rows."""
-    from .params import group_layers
+    from levit_np.model.params import group_layers
 
     cfg = get_config(LEVIT_VARIANT)
     grouped = group_layers(cfg, params)
@@ -124,8 +124,9 @@ def backend_block(backend: str, params: dict) -> Callable:
 
     -> block(x, step) with rows BACKEND_ROWS[:-1]. (B, N, C) -> (B, N, C)
     """
-    from .config import blocks
-    from .model import LevitModel, mlp_block
+    from levit_np.model.config import blocks
+    from levit_np.levit_model import LevitModel
+    from levit_np.model.forward import mlp_block
 
     cfg = get_config(LEVIT_VARIANT)
     model = LevitModel(cfg, params, backend)
@@ -149,7 +150,7 @@ def backend_block(backend: str, params: dict) -> Callable:
 
 def available_backends() -> list[str]:
     """Registered backends that import here ('numpy' always; the Numba one once it lands)."""
-    from .backends import BACKENDS, get_backend
+    from levit_np.kernels.backends import BACKENDS, get_backend
 
     names = []
     for name in BACKENDS:
@@ -176,8 +177,8 @@ def cpu_name() -> str:
 
 def profile_blocks(repeats: int = 200, backends: list[str] | None = None, seed: int = 0) -> dict:
     """Everything `levit profile --blocks` shows, JSON-ready (microseconds)."""
-    from . import deit
-    from .params import random_params
+    from levit_np.perf import deit
+    from levit_np.model.params import random_params
 
     # Build everything before timing anything: building the LeViT-256 parameters allocates and frees large
     # arrays, which raises glibc's mmap threshold; a block timed before that pays ~600 page faults a run (its

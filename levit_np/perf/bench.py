@@ -7,7 +7,7 @@ against ours, then wait. The parent asks them in turn, round after round (the or
 time batch-1 calls (latency) and batch-N calls (throughput), so slow drifts of a shared machine hit every
 backend alike. Only one worker computes at a time.
 
-    python -m levit_np.bench worker '{"backend": "numba", ...}'   # what the parent starts; speaks JSON lines
+    python -m levit_np.perf.bench worker '{"backend": "numba", ...}'   # what the parent starts; speaks JSON lines
 """
 
 from __future__ import annotations
@@ -91,9 +91,9 @@ def _torch_model(spec: dict):
     """Hugging Face LevitForImageClassificationWithTeacher (the official architecture) holding our weights."""
     import torch
 
-    from .config import get_config
-    from .params import random_params
-    from .torch_reference import hf_model
+    from levit_np.model.config import get_config
+    from levit_np.model.params import random_params
+    from levit_np.analysis.torch_reference import hf_model
 
     torch.set_num_threads(spec["threads"])
     cfg = get_config(spec["variant"])
@@ -213,7 +213,7 @@ class Worker:
 
     def __init__(self, spec: dict, env: dict):
         self.backend = spec["backend"]
-        self.process = subprocess.Popen([sys.executable, "-m", "levit_np.bench", "worker", json.dumps(spec)],
+        self.process = subprocess.Popen([sys.executable, "-m", "levit_np.perf.bench", "worker", json.dumps(spec)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         env=env, text=True)
 
@@ -243,7 +243,7 @@ class Worker:
 def _export(settings: Settings, path: str, env: dict) -> Optional[str]:
     """Export the ONNX model in a child process; None on success, else the reason."""
     spec = json.dumps({"variant": settings.variant, "seed": settings.seed, "threads": settings.threads})
-    done = subprocess.run([sys.executable, "-m", "levit_np.bench", "export", spec, path], env=env,
+    done = subprocess.run([sys.executable, "-m", "levit_np.perf.bench", "export", spec, path], env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
@@ -255,7 +255,7 @@ def run_bench(settings: Settings, log: Callable[[str], None] = lambda message: N
     """Measure every requested backend; the result dict is what `levit bench --json` prints."""
     import numpy as np
 
-    from .config import get_config
+    from levit_np.model.config import get_config
 
     cfg = get_config(settings.variant)
     settings.variant = cfg.name
@@ -323,8 +323,8 @@ def sgemm_rate(threads: int) -> float:
 
 def summarise(settings: Settings, cfg, results: dict[str, Result]) -> dict:
     """Medians, interquartile ranges, images/s, GFLOP/s and the ratios against ours (numba)."""
-    from .block_profile import cpu_name
-    from .flops import total_flops
+    from levit_np.perf.block_table import cpu_name
+    from levit_np.analysis.flops import total_flops
 
     macs = total_flops(cfg)
     rows = {}
@@ -361,7 +361,7 @@ def main(argv: list[str]) -> None:
     elif argv[:1] == ["export"]:
         export_onnx(json.loads(argv[1]), argv[2])
     else:
-        raise SystemExit("usage: python -m levit_np.bench worker SPEC | export SPEC PATH")
+        raise SystemExit("usage: python -m levit_np.perf.bench worker SPEC | export SPEC PATH")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ from typing import Optional
 
 import numpy as np
 
-from .attention_bias import gather_bias
-from .config import Block, LevitConfig, blocks
-from .errors import LevitError
-from .input_size import token_grids
+from levit_np.model.attention_bias import gather_bias
+from levit_np.model.config import Block, LevitConfig, blocks
+from levit_np.errors import LevitError
+from levit_np.model.grid import token_grids
 
 QUERY = (0, 0)  # the query whose biases the maps show: the upper-left token
 

@@ -28,7 +28,7 @@ class LevitConfig:
     patch_size: int = 16  # total stride of the convolutional stem (four stride-2 convs)
     in_chans: int = 3
     num_classes: int = 1000
-    # Architecture switches for the paper's Table 5 ablations (levit_np/ablations.py); the defaults are LeViT.
+    # Architecture switches for the paper's Table 5 ablations (levit_np/analysis/ablations.py); the defaults are LeViT.
     stem_kind: str = "conv4"  # "conv4": four 3x3 stride-2 convs; "patch16": one 16x16 stride-16 conv (A2)
     norm: str = "bn"  # "bn": BatchNorm after every linear; "ln": pre-LayerNorm per block, linears with bias (A3)
     position: str = "bias"  # "bias": attention bias per block; "absolute": one learned embedding added to the tokens (A5)

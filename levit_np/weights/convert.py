@@ -13,13 +13,13 @@ from typing import Optional
 
 import numpy as np
 
-from .attention_bias import bias_index
-from .config import VARIANTS, LevitConfig, get_config
-from .errors import ConversionError, OutputError
-from .fileio import check_output_path, sha256_file
-from .layouts import Layout, detect_layout, official_bias_index_keys
-from .params import param_shapes
-from .weights_file import summarize, write_weights
+from levit_np.model.attention_bias import bias_index
+from levit_np.model.config import VARIANTS, LevitConfig, get_config
+from levit_np.errors import ConversionError, OutputError
+from levit_np.weights.fileio import check_output_path, sha256_file
+from levit_np.weights.layouts import Layout, detect_layout, official_bias_index_keys
+from levit_np.model.params import param_shapes
+from levit_np.weights.hdf5_file import summarize, write_weights
 
 
 @dataclass
@@ -91,7 +91,7 @@ def _bias_index_problems(state: dict[str, np.ndarray], cfg: LevitConfig) -> list
 
 def read_checkpoint(path: str | os.PathLike, variant: Optional[str] = None) -> Conversion:
     """Read any supported checkpoint file and map it (no PyTorch needed, no pickled code run)."""
-    from .checkpoint_io import read_state_dict
+    from levit_np.weights.checkpoint_io import read_state_dict
 
     return map_state_dict(read_state_dict(path), variant)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import Block, LevitConfig, blocks, stem_convs
+from levit_np.model.config import Block, LevitConfig, blocks, stem_convs
 
 BN_LEAVES = ("bn.weight", "bn.bias", "bn.running_mean", "bn.running_var")
 

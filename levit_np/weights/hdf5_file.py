@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import LevitConfig
-from .errors import WeightsFileError, one_line
-from .fileio import atomic_output
-from .params import param_shapes
+from levit_np.model.config import LevitConfig
+from levit_np.errors import WeightsFileError, one_line
+from levit_np.weights.fileio import atomic_output
+from levit_np.model.params import param_shapes
 
 FORMAT = "levit-np"
 FORMAT_VERSION = 1
@@ -36,7 +36,7 @@ def write_weights(path: str | os.PathLike, cfg: LevitConfig, params: dict[str, n
     """Write `params` (canonical names) and provenance attributes; atomic (temp file, then rename)."""
     import h5py
 
-    from . import __version__
+    from levit_np import __version__
 
     check_params(cfg, params)
     with atomic_output(path) as tmp:
@@ -91,7 +91,7 @@ def _open(path: str | os.PathLike):
     """h5py.File for reading, after plain checks that give clearer messages than HDF5's own."""
     import h5py
 
-    from .fileio import is_hdf5
+    from levit_np.weights.fileio import is_hdf5
 
     if not os.path.exists(path):
         raise WeightsFileError(f"{path}: no such file")

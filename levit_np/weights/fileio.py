@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputError
+from levit_np.errors import OutputError
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -1,0 +1,1 @@
+"""Images: the official evaluation transform, ImageNet labels, and classifying batches of photos."""
