@@ -23,8 +23,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402  (after the thread settings)
 
 import levit_np  # noqa: E402
-from levit_np.model.attention_bias import bias_index  # noqa: E402
-from levit_np.images.preprocessing import preprocess_hw
+from levit_np.images.preprocessing import preprocess_hw  # noqa: E402
+from levit_np.model.attention_bias import GridBias, bias_index  # noqa: E402
 from levit_np.model.grid import token_grids  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -33,25 +33,25 @@ SIZES = [(160, 160), (192, 192), (224, 224), (256, 256), (288, 288), (320, 320),
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-def zero_bias(block, q_grid, k_grid, stride):
-    """A `bias_for` without attention biases: shows how much the biases matter to this model at all."""
-    return np.zeros((block.num_heads, q_grid[0] * q_grid[1], k_grid[0] * k_grid[1]), np.float32)
+class ClampedBias(GridBias):
+    """A `GridBias` that keeps each offset's own value and repeats the table's last row/column beyond it."""
+
+    def at(self, q_grid, k_grid):
+        key = (q_grid, k_grid)
+        if key not in self.cache:
+            side = int(round(np.sqrt(self.table.shape[1])))
+            dy, dx = np.divmod(bias_index(q_grid, k_grid, self.stride), k_grid[1])
+            self.cache[key] = np.ascontiguousarray(self.table[:, np.minimum(dy, side - 1) * side
+                                                              + np.minimum(dx, side - 1)])
+        return self.cache[key]
 
 
-def clamp_bias(model):
-    """A `bias_for` that keeps each offset's own value and repeats the table's last row/column beyond it."""
-    cache = {}
-
-    def bias_for(block, q_grid, k_grid, stride):
-        key = (block.name, q_grid, k_grid)
-        if key not in cache:
-            table = model.layers[f"{block.name}.attention_biases"]
-            side = int(round(np.sqrt(table.shape[1])))
-            dy, dx = np.divmod(bias_index(q_grid, k_grid, stride), k_grid[1])
-            cache[key] = np.ascontiguousarray(table[:, np.minimum(dy, side - 1) * side + np.minimum(dx, side - 1)])
-        return cache[key]
-
-    return bias_for
+def with_biases(model, make):
+    """`model` with every attention block's `GridBias` replaced by `make(old)`."""
+    for name, layer in list(model.layers.items()):
+        if isinstance(layer, GridBias):
+            model.layers[name] = make(layer)
+    return model
 
 
 def centred(logits: np.ndarray) -> np.ndarray:
@@ -103,10 +103,8 @@ def main() -> None:
     args = parser.parse_args()
     paths = sorted(p for p in Path(args.images).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     model = levit_np.load(args.weights)
-    clamped = levit_np.load(args.weights)
-    clamped.bias_for = clamp_bias(clamped)
-    unbiased = levit_np.load(args.weights)
-    unbiased.bias_for = zero_bias
+    clamped = with_biases(levit_np.load(args.weights), lambda old: ClampedBias(old.table, old.num_heads, old.stride))
+    unbiased = with_biases(levit_np.load(args.weights), lambda old: GridBias(None, old.num_heads, old.stride))
     print(f"{model.config.name} from {Path(args.weights).name}, {len(paths)} images\n")
     logits, clamp_logits, zero_logits = {}, {}, {}
     for size in SIZES:

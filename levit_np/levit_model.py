@@ -11,8 +11,9 @@ from typing import Optional
 import numpy as np
 
 from levit_np.kernels.backends import get_backend
-from levit_np.model.config import LevitConfig, blocks
-from levit_np.model.forward import BiasCache, Hook, forward
+from levit_np.model.ablation_steps import steps_for
+from levit_np.model.config import Block, LevitConfig, blocks
+from levit_np.model.forward import Hook, forward
 from levit_np.model.grid import check_input_size
 
 
@@ -25,7 +26,7 @@ class LevitModel:
         self.backend = backend
         self.kernels = get_backend(backend)
         self.layers = self.kernels.prepare(cfg, params)
-        self.bias_for = BiasCache(self.layers, getattr(self.kernels, "bias_layout", None))
+        self.steps = steps_for(cfg)
 
     def __call__(self, x: np.ndarray, hook: Optional[Hook] = None) -> np.ndarray:
         """(B, 3, H, W) float32 normalised images -> (B, num_classes) float32 logits"""
@@ -34,7 +35,7 @@ class LevitModel:
             raise ValueError(f"expected images of shape (B, {self.config.in_chans}, H, W), got {x.shape}")
         check_input_size(x.shape[2], x.shape[3], self.config.patch_size)  # any multiple of 16, not only 224
         x = np.ascontiguousarray(x, dtype=np.float32)
-        return forward(x, self.config, self.layers, self.kernels, self.bias_for, hook)
+        return forward(x, self.config, self.layers, self.kernels, hook, self.steps)
 
     def trace(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every named block's output, in order: 'stem', each block of `config.blocks`, 'pool', 'logits'."""
@@ -45,3 +46,7 @@ class LevitModel:
     def block_names(self) -> list[str]:
         """The names `trace` reports, in order."""
         return ["stem"] + [block.name for block in blocks(self.config)] + ["pool", "logits"]
+
+    def bias_for(self, block: Block, q_grid: tuple[int, int], k_grid: tuple[int, int]) -> np.ndarray:
+        """Block `block`'s attention bias for these grids, as this backend's `attention` takes it. -> (h, Nq, Nk)"""
+        return self.layers[f"{block.name}.bias"].at(q_grid, k_grid)

@@ -38,7 +38,7 @@ def test_maps_are_the_official_biases_gathered_by_the_official_index(official):
     keys = official_keys(model.config)
     index_keys = {block.name: key for key, block in official_bias_index_keys(model.config).items()}
     maps = bias_maps(model.config, model.params)
-    assert [m.name for m in maps] == [b.name for b in blocks(model.config) if b.kind != "mlp"] and len(maps) == 11
+    assert [m.name for m in maps] == [b.name for b in blocks(model.config) if b.kind.has_attention] and len(maps) == 11
     for m in maps:
         table = state[keys[f"{m.name}.attention_biases"]]
         idxs = state[index_keys[m.name]]  # (Nq, Nk) int64, as the official code built it
@@ -56,8 +56,7 @@ def test_model_bias_is_the_official_gather(official):
         idxs = state[key]
         k_side = int(np.sqrt(idxs.shape[1]))
         q_side = int(np.sqrt(idxs.shape[0]))
-        stride = 2 if block.kind == "down" else 1
-        got = model.bias_for(block, (q_side, q_side), (k_side, k_side), stride)
+        got = model.bias_for(block, (q_side, q_side), (k_side, k_side))
         np.testing.assert_array_equal(got, state[keys[f"{block.name}.attention_biases"]][:, idxs], err_msg=key)
 
 

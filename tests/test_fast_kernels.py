@@ -77,7 +77,7 @@ def test_fold_head_and_merge(layers_128s, rng):
                                     KERNEL_REL, name)
         print(f"{name}: BN folded into the linear {err:.2e}")
     merged = fold.merge_heads(fold.fold_bn_before(layers_128s["head"]), fold.fold_bn_before(layers_128s["head_dist"]))
-    expected = ref.classifier(x, layers_128s["head"], layers_128s["head_dist"])
+    expected = ref.classifier(x, {"head": layers_128s["head"], "head_dist": layers_128s["head_dist"]})
     err = assert_close_relative(x @ merged["weight"].T + merged["bias"], expected, KERNEL_REL, "merged heads")
     print(f"two heads merged into one: {err:.2e}")
 
@@ -222,8 +222,8 @@ def test_hardswish(rng):
 def test_classifier_is_the_merged_head(layers_128s, rng):
     x = normal(rng, 3, 384)
     merged = fold.merge_heads(fold.fold_bn_before(layers_128s["head"]), fold.fold_bn_before(layers_128s["head_dist"]))
-    got = fast.classifier(x, fast._dense_layer(merged), None)
-    err = assert_close_relative(got, ref.classifier(x, layers_128s["head"], layers_128s["head_dist"]), KERNEL_REL,
+    got = fast.classifier(x, fast._dense_layer(merged))
+    err = assert_close_relative(got, ref.classifier(x, {"head": layers_128s["head"], "head_dist": layers_128s["head_dist"]}), KERNEL_REL,
                                 "classifier")
     print(f"classifier: {err:.2e}")
 
@@ -261,10 +261,10 @@ def test_trace_names_and_other_input_size():
 def test_prepare_folds_scale_and_merges_heads():
     cfg = VARIANTS["levit_128s"]
     layers = fast.prepare(cfg, random_params(cfg, seed=1))
-    scales = [layers[f"{b.name}.scale"] for b in blocks(cfg) if b.kind != "mlp"]
+    scales = [layers[f"{b.name}.scale"] for b in blocks(cfg) if b.kind.has_attention]
     assert scales == [1.0] * len(scales)
-    assert layers["head_dist"] is None
-    assert layers["head"]["n"] == 1000 and layers["head"]["panels"].shape == (32, 384, 32)
+    assert "head" not in layers and "head_dist" not in layers  # one merged linear holds both
+    assert layers["classifier"]["n"] == 1000 and layers["classifier"]["panels"].shape == (32, 384, 32)
 
 
 @pytest.mark.parametrize("change", [{"depths": (1, 1, 1)}, {"norm": "ln"}, {"stem_kind": "patch16"}])

@@ -65,10 +65,12 @@ def test_training_size_is_exactly_the_original(table, model):
     np.testing.assert_array_equal(gather_bias(table, (7, 7), (14, 14), 2), table[:, bias_index((7, 7), (14, 14), 2)])
     x = np.random.default_rng(1).standard_normal((1, 3, 224, 224), dtype=np.float32)
     model(x)
-    for (name, q_grid, k_grid), cached in model.bias_for._cache.items():
-        stride = 2 if "downsample" in name else 1
-        original = model.params[f"{name}.attention_biases"][:, bias_index(q_grid, k_grid, stride)]
-        np.testing.assert_array_equal(cached, original, err_msg=name)
+    for block in blocks(model.config):
+        if not block.kind.has_attention:
+            continue
+        for (q_grid, k_grid), cached in model.layers[f"{block.name}.bias"].cache.items():
+            original = model.params[f"{block.name}.attention_biases"][:, bias_index(q_grid, k_grid, block.bias_stride)]
+            np.testing.assert_array_equal(cached, original, err_msg=block.name)
 
 
 @pytest.mark.parametrize("rows, cols", [(18, 18), (10, 14), (20, 9), (4, 7), (1, 1), (2, 3)])

@@ -62,8 +62,8 @@ def test_split_levit_block_equals_the_library_block(levit_256):
     cfg, params, x = levit_256
     model = LevitModel(cfg, params)
     attn, mlp = [b for b in blocks(cfg) if b.name in (LEVIT_ATTN, LEVIT_MLP)]
-    expected = x + attention_block(x, attn, model.layers, model.bias_for(attn, (14, 14), (14, 14), 1), model.kernels)
-    expected = expected + mlp_block(expected, mlp, model.layers, model.kernels)
+    expected = x + attention_block(x, (14, 14), attn, model.layers, model.kernels)[0]
+    expected = expected + mlp_block(expected, (14, 14), mlp, model.layers, model.kernels)[0]
     got = levit_block(x, levit_block_layers(params), cfg.num_heads[0])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
 

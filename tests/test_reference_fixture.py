@@ -50,7 +50,7 @@ def test_logits_match_official(trace, official_expected):
 def test_each_head_matches_official(model, trace, official_expected):
     pooled = trace["pool"]
     for head in ("head", "head_dist"):
-        out = ref.bn_linear(pooled, model.layers[head])
+        out = ref.bn_linear(pooled, model.layers["classifier"][head])
         err = assert_close_relative(out, official_expected[f"{head}_random"], REL, head)
         print(f"{head}: {err:.2e}")
 

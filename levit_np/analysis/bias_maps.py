@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 
 from levit_np.model.attention_bias import gather_bias
-from levit_np.model.config import Block, LevitConfig, blocks
+from levit_np.model.config import Block, BlockKind, LevitConfig, blocks
 from levit_np.errors import LevitError
 from levit_np.model.grid import token_grids
 
@@ -46,12 +46,12 @@ class BiasMap:
 
 def block_selector(block: Block) -> str:
     """"down" for a shrink attention, else the index j of `stages.s.blocks.j.attn`."""
-    return "down" if block.kind == "down" else block.name.split(".")[3]
+    return "down" if block.kind is BlockKind.SHRINK else block.name.split(".")[3]
 
 
 def attention_grids(block: Block, grids: list[tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int], int]:
     """(query grid, key grid, stride) of an attention module, given every stage's token grid."""
-    if block.kind == "down":
+    if block.kind is BlockKind.SHRINK:
         return grids[block.stage], grids[block.stage - 1], 2
     return grids[block.stage], grids[block.stage], 1
 
@@ -69,7 +69,7 @@ def bias_maps(cfg: LevitConfig, params: dict[str, np.ndarray], size: Optional[tu
     if cfg.position != "bias":
         raise LevitError(f"{cfg.name} has no attention biases (position={cfg.position!r})")
     for b in blocks(cfg):
-        if b.kind == "mlp" or (stage is not None and b.stage != stage):
+        if b.kind is BlockKind.MLP or (stage is not None and b.stage != stage):
             continue
         if block is not None and block_selector(b) != str(block):
             continue
@@ -78,7 +78,7 @@ def bias_maps(cfg: LevitConfig, params: dict[str, np.ndarray], size: Optional[tu
         query = QUERY[0] * q_grid[1] + QUERY[1]
         out.append(BiasMap(b.name, b.stage, block_selector(b), bias[:, query, :].reshape(-1, *k_grid)))
     if not out:
-        choices = sorted({(b.stage, block_selector(b)) for b in blocks(cfg) if b.kind != "mlp"})
+        choices = sorted({(b.stage, block_selector(b)) for b in blocks(cfg) if b.kind.has_attention})
         listed = ", ".join(f"{s}/{j}" for s, j in choices)
         raise LevitError(f"no attention module matches stage={stage} block={block} in {cfg.name}; "
                          f"stage/block pairs: {listed}")

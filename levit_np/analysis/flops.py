@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from levit_np.model.config import LevitConfig, blocks, stem_convs
+from levit_np.model.config import BlockKind, LevitConfig, blocks, stem_convs
+from levit_np.model.grid import subsampled_side
 from levit_np.model.params import param_shapes
 
 # The official counter's totals at 224x224 (levit-spec §1.6; issue 5): external reference values.
@@ -70,13 +71,13 @@ def costs(cfg: LevitConfig) -> list[Cost]:
             out.append(Cost(prefix, block.name, stage, part, macs, _learned(shapes, params_prefix or prefix)))
 
         if cfg.norm == "ln":
-            add("norm", {"attn": "attn_linear", "down": "shrink"}.get(block.kind, "mlp"), 0)
-        if block.kind == "attn":
+            add("norm", {BlockKind.ATTENTION: "attn_linear", BlockKind.SHRINK: "shrink"}.get(block.kind, "mlp"), 0)
+        if block.kind is BlockKind.ATTENTION:
             add("qkv", "attn_linear", n_k * block.dim_in * h * (2 * kd + d))
             add("matmul", "attn_matmul", h * n_k * n_k * (kd + 1 + d), f"{block.name}.attention_biases")
             add("proj", "attn_linear", n_k * h * d * block.dim_out)
-        elif block.kind == "down":
-            n_q = ((block.resolution - 1) // 2 + 1) ** 2
+        elif block.kind is BlockKind.SHRINK:
+            n_q = subsampled_side(block.resolution) ** 2
             add("kv", "shrink", n_k * block.dim_in * h * (kd + d))
             add("q", "shrink", n_q * block.dim_in * h * kd)
             add("matmul", "shrink", h * n_q * n_k * (kd + 1 + d), f"{block.name}.attention_biases")

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from levit_np.model.attention_bias import resample_table
-from levit_np.model.config import LevitConfig, blocks
+from levit_np.model.config import BlockKind, LevitConfig, blocks
 from levit_np.errors import LevitError
 from levit_np.model.grid import token_grids
 
@@ -64,8 +64,8 @@ def hf_state_dict(cfg: LevitConfig, params: dict[str, np.ndarray], size: int) ->
     grids = token_grids(cfg, size, size)
     tables = {}
     for block in blocks(cfg):
-        if block.kind != "mlp":
-            rows, cols = grids[block.stage - 1] if block.kind == "down" else grids[block.stage]
+        if block.kind.has_attention:
+            rows, cols = grids[block.stage - 1] if block.kind is BlockKind.SHRINK else grids[block.stage]
             tables[f"{block.name}.attention_biases"] = resample_table(params[f"{block.name}.attention_biases"],
                                                                       rows, cols)
     return {key: tables.get(name, params[name]) for name, key in hf_keys(cfg).items()}

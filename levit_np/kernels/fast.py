@@ -8,7 +8,7 @@ Same names and signatures as `kernels/reference.py`, so `model.forward` runs unc
   whose idle threads would compete with Numba's (measured: 2 threads 3x slower at batch 1 with one BLAS call).
 - Attention runs per (image, head) in one Numba kernel: q k^T + bias, softmax, times v, Hardswish. It works on
   transposed score tiles (keys x queries) so every inner loop runs along the queries, contiguous and vectorised.
-  The bias is passed in that layout (`bias_layout`, applied once per grid by the model's bias cache).
+  `prepare` gives each block's bias in that layout (`bias_layout`, applied once per grid by its `GridBias`).
 
 Numerics: `fastmath={"contract"}` lets LLVM fuse a*b+c into one FMA (one rounding instead of two, so at least
 as accurate); no other fast-math flag is used. `exp` is a polynomial (`_exp_shifted`), relative error < 2e-7.
@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from levit_np.model.config import VARIANTS, LevitConfig, blocks
-from levit_np.kernels import gemm
+from levit_np.kernels import gemm, reference
 from levit_np.kernels.numba_common import FASTMATH
 from levit_np.kernels.numba_common import hardswish1 as _hardswish1
 
@@ -264,8 +264,8 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray, sca
               activation: bool = True) -> np.ndarray:
     """softmax(q k^T * scale + bias) v per head, heads concatenated, then Hardswish.
 
-    q (B, h, Nq, kd), k (B, h, Nk, kd), v (B, h, Nk, d) (strided views are fine), bias (h, Nk, Nq) as given by
-    `bias_layout` -> (B, Nq, h*d). With folded weights the scale is already in q and `scale` is 1.
+    q (B, h, Nq, kd), k (B, h, Nk, kd), v (B, h, Nk, d) (strided views are fine), bias (h, Nk, Nq) as `prepare`'s
+    `GridBias` lays it out (`bias_layout`) -> (B, Nq, h*d). With folded weights the scale is in q and `scale` is 1.
     """
     b, h, n_q, _ = q.shape
     out = np.empty((b, n_q, h * v.shape[3]), np.float32)
@@ -273,9 +273,12 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray, sca
     return out
 
 
-def classifier(x: np.ndarray, head: dict, head_dist: dict | None) -> np.ndarray:
-    """The merged head (both heads averaged at load, `fold.merge_heads`); `head_dist` is None. (B, C) -> (B, classes)"""
-    return np.ascontiguousarray(gemm.dense(x, head))
+def classifier(x: np.ndarray, layer: dict) -> np.ndarray:
+    """Both heads as one linear: `prepare` merged them (`fold.merge_heads`). (B, C) -> (B, classes)"""
+    return np.ascontiguousarray(gemm.dense(x, layer))
+
+
+layernorm = reference.layernorm  # the A3 ablation's kernel, in NumPy: the fast path runs the released models only
 
 
 def _dense_layer(layer: dict) -> dict:
@@ -311,23 +314,25 @@ def check_supported(cfg: LevitConfig) -> None:
 def prepare(cfg: LevitConfig, params: dict) -> dict:
     """Fold the checkpoint once (BatchNorm, attention scale, the two heads) and lay the weights out for the kernels.
 
-    Every `<block>.scale` is 1.0: kd^-0.5 is inside the q rows. `head_dist` is None: it is merged into `head`.
+    Every `<block>.scale` is 1.0: kd^-0.5 is inside the q rows. `<block>.bias` gathers in `bias_layout`.
+    `classifier` is the two heads merged into one packed linear.
     """
     from levit_np.kernels.fold import fold_model
+    from levit_np.model.attention_bias import GridBias
 
     check_supported(cfg)
+    folded = fold_model(cfg, params)
     layers: dict = {}
-    for name, layer in fold_model(cfg, params).items():
-        if name.endswith(".attention_biases"):
-            layers[name] = np.ascontiguousarray(layer, dtype=np.float32)
-        elif layer["weight"].ndim == 4:
-            layers[name] = _conv_layer(layer)
-        else:
-            layers[name] = _dense_layer(layer)
-    layers["head_dist"] = None
+    for name, layer in folded.items():
+        if name.endswith(".attention_biases") or name == "head":
+            continue
+        layers[name] = _conv_layer(layer) if layer["weight"].ndim == 4 else _dense_layer(layer)
     for block in blocks(cfg):
-        if block.kind in ("attn", "down"):
+        if block.kind.has_attention:
             layers[f"{block.name}.scale"] = 1.0
+            table = np.ascontiguousarray(folded[f"{block.name}.attention_biases"], dtype=np.float32)
+            layers[f"{block.name}.bias"] = GridBias(table, block.num_heads, block.bias_stride, layout=bias_layout)
+    layers["classifier"] = _dense_layer(folded["head"])
     return layers
 
 

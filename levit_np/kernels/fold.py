@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from levit_np.model.config import LevitConfig, blocks
+from levit_np.model.config import BlockKind, LevitConfig, blocks, stem_convs
 from levit_np.kernels.reference import BN_EPS
 from levit_np.model.params import block_layers, group_layers
 
@@ -83,18 +83,18 @@ def fold_model(cfg: LevitConfig, params: dict[str, np.ndarray]) -> dict:
     """
     layers = group_layers(cfg, {name: np.asarray(value, dtype=np.float32) for name, value in params.items()})
     folded: dict = {}
-    for i in range(1, 5):
-        folded[f"stem.conv{i}"] = fold_bn_after(layers[f"stem.conv{i}"])
+    for conv in stem_convs(cfg):
+        folded[conv.name] = fold_bn_after(layers[conv.name])
     for block in blocks(cfg):
         for sub in block_layers(block):
             folded[f"{block.name}.{sub}"] = fold_bn_after(layers[f"{block.name}.{sub}"])
-        if block.kind == "attn":
+        if block.kind is BlockKind.ATTENTION:
             rows = query_rows(block.num_heads, 2 * block.key_dim + block.value_dim, block.key_dim)
             folded[f"{block.name}.qkv"] = fold_query_scale(folded[f"{block.name}.qkv"], rows, block.key_dim ** -0.5)
-        elif block.kind == "down":
+        elif block.kind is BlockKind.SHRINK:
             rows = query_rows(block.num_heads, block.key_dim, block.key_dim)
             folded[f"{block.name}.q"] = fold_query_scale(folded[f"{block.name}.q"], rows, block.key_dim ** -0.5)
-        if block.kind in ("attn", "down"):
+        if block.kind.has_attention:
             folded[f"{block.name}.attention_biases"] = layers[f"{block.name}.attention_biases"]
     folded["head"] = merge_heads(fold_bn_before(layers["head"]), fold_bn_before(layers["head_dist"]))
     return folded

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 BN_EPS = 1e-5  # PyTorch's BatchNorm default, used by every LeViT BatchNorm
+LN_EPS = 1e-5  # PyTorch's LayerNorm default (the A3 ablation and the DeiT block of the block table)
 
 NAME = "numpy"
 
@@ -46,12 +47,12 @@ def linear_bn(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarra
     return hardswish(y) if activation else y
 
 
-def layernorm(x: np.ndarray, layer: dict, eps: float = 1e-5) -> np.ndarray:
-    """LayerNorm over the last axis with `weight` (gamma) and `bias` (beta), PyTorch's eps 1e-5. (..., C) -> (..., C)"""
+def layernorm(x: np.ndarray, layer: dict) -> np.ndarray:
+    """LayerNorm over the last axis with `weight` (gamma) and `bias` (beta), PyTorch's eps. (..., C) -> (..., C)"""
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
     var = (centred * centred).mean(axis=-1, keepdims=True)
-    return centred / np.sqrt(var + np.float32(eps)) * layer["weight"] + layer["bias"]
+    return centred / np.sqrt(var + np.float32(LN_EPS)) * layer["weight"] + layer["bias"]
 
 
 def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: bool = False) -> np.ndarray:
@@ -96,22 +97,31 @@ def bn_linear(x: np.ndarray, layer: dict) -> np.ndarray:
     return batchnorm(x, layer, axis=-1) @ layer["weight"].T + layer["bias"]
 
 
-def classifier(x: np.ndarray, head: dict, head_dist: dict) -> np.ndarray:
-    """The distilled model's eval output: the mean of the class head and the distillation head. (B, C) -> (B, classes)"""
-    return (bn_linear(x, head) + bn_linear(x, head_dist)) / np.float32(2)
+def classifier(x: np.ndarray, layer: dict) -> np.ndarray:
+    """The distilled model's eval output: the mean of the class head and the distillation head. (B, C) -> (B, classes)
+
+    `layer` holds both heads: {"head": ..., "head_dist": ...}, each BatchNorm1d then Linear with bias.
+    """
+    return (bn_linear(x, layer["head"]) + bn_linear(x, layer["head_dist"])) / np.float32(2)
 
 
 def prepare(cfg, params: dict) -> dict:
     """The reference path uses the checkpoint's tensors as they are, grouped by layer; nothing is folded.
 
-    Adds `<block>.scale` = kd^-0.5 for every attention block, the factor `attention` applies to q k^T.
+    Adds, per attention block, `<block>.scale` = kd^-0.5 (the factor `attention` applies to q k^T) and
+    `<block>.bias`, its bias table gathered per grid in the (h, Nq, Nk) layout `attention` takes; and
+    `classifier`, the two heads together.
     """
+    from levit_np.model.attention_bias import GridBias
     from levit_np.model.config import blocks
     from levit_np.model.params import group_layers
 
     arrays = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
     layers = group_layers(cfg, arrays)
     for block in blocks(cfg):
-        if block.kind in ("attn", "down"):
+        if block.kind.has_attention:
             layers[f"{block.name}.scale"] = float(block.key_dim) ** -0.5
+            layers[f"{block.name}.bias"] = GridBias(layers.get(f"{block.name}.attention_biases"), block.num_heads,
+                                                    block.bias_stride)
+    layers["classifier"] = {"head": layers.pop("head"), "head_dist": layers.pop("head_dist")}
     return layers

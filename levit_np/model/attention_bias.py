@@ -18,6 +18,8 @@ At the training size (kh = kw = R) nothing is resampled: `gather_bias` returns t
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import numpy as np
 
 
@@ -102,3 +104,31 @@ def gather_bias(table: np.ndarray, q_grid: tuple[int, int], k_grid: tuple[int, i
     R x R the result is exactly `table[:, attention_bias_idxs]`.
     """
     return resample_table(table, *k_grid)[:, bias_index(q_grid, k_grid, stride)]
+
+
+class GridBias:
+    """One attention block's bias for whatever grids the input gives: gathered once per grid pair, then reused.
+
+    `table` is the block's (heads, R*R) bias table, or None where the model has none (ablation A5: a zero bias
+    keeps a single attention kernel). `layout` turns the gathered (heads, Nq, Nk) bias into the layout the
+    backend's `attention` kernel takes (identity for the reference; the backend's `prepare` chooses it).
+    """
+
+    def __init__(self, table: Optional[np.ndarray], num_heads: int, stride: int,
+                 layout: Callable[[np.ndarray], np.ndarray] = np.ascontiguousarray):
+        self.table = table
+        self.num_heads = num_heads
+        self.stride = stride
+        self.layout = layout
+        self.cache: dict[tuple[tuple[int, int], tuple[int, int]], np.ndarray] = {}
+
+    def at(self, q_grid: tuple[int, int], k_grid: tuple[int, int]) -> np.ndarray:
+        """The bias between a q_grid of queries and a k_grid of keys: (h, Nq, Nk), arranged by `layout`."""
+        key = (q_grid, k_grid)
+        if key not in self.cache:
+            if self.table is None:
+                bias = np.zeros((self.num_heads, q_grid[0] * q_grid[1], k_grid[0] * k_grid[1]), np.float32)
+            else:
+                bias = gather_bias(self.table, q_grid, k_grid, self.stride)
+            self.cache[key] = self.layout(np.ascontiguousarray(bias, dtype=np.float32))
+        return self.cache[key]

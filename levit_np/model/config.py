@@ -7,8 +7,11 @@ Everything else (stage widths of the shrink blocks, the bias tables, the block s
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass
 from typing import Iterator
+
+from levit_np.model.grid import subsampled_side
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class LevitConfig:
         """Token-grid side of each stage at `img_size`: 14, 7, 4 for 224 (ceil-halving, as a ::2 pick gives)."""
         sides = [self.img_size // self.patch_size]
         for _ in range(self.num_stages - 1):
-            sides.append((sides[-1] - 1) // 2 + 1)
+            sides.append(subsampled_side(sides[-1]))
         return tuple(sides)
 
     def down_heads(self, stage: int) -> int:
@@ -93,16 +96,31 @@ def get_config(name: str) -> LevitConfig:
     return VARIANTS[key]
 
 
+class BlockKind(str, enum.Enum):
+    """The three kinds of block in LeViT's sequence (a str, so the checkpoint tables can key on the same names)."""
+
+    ATTENTION = "attn"  # residual multi-head attention with the attention bias
+    MLP = "mlp"  # residual two-layer MLP
+    SHRINK = "down"  # shrink attention: queries from a subsampled grid, halves the grid, widens C; not residual
+
+    @property
+    def has_attention(self) -> bool:
+        return self is not BlockKind.MLP
+
+    @property
+    def residual(self) -> bool:
+        return self is not BlockKind.SHRINK
+
+
 @dataclass(frozen=True)
 class Block:
     """One entry of the block sequence: what it is, where it runs and its widths.
 
-    kind is "attn" (residual attention), "mlp" (residual MLP) or "down" (shrink attention, not residual).
     `resolution` is the side of the *input* token grid at img_size.
     """
 
     name: str  # canonical prefix, e.g. "stages.0.blocks.1.attn" or "stages.1.downsample.attn"
-    kind: str
+    kind: BlockKind
     stage: int
     dim_in: int
     dim_out: int
@@ -112,6 +130,11 @@ class Block:
     value_dim: int = 0  # d, the per-head value width
     hidden_dim: int = 0  # MLP hidden width
     attn_activation: bool = True  # Hardswish before proj (attention blocks; False only in ablation A7)
+
+    @property
+    def bias_stride(self) -> int:
+        """How far apart the queries sit on the key grid: 2 in a shrink block (every other token), else 1."""
+        return 2 if self.kind is BlockKind.SHRINK else 1
 
 
 def blocks(cfg: LevitConfig) -> Iterator[Block]:
@@ -125,15 +148,17 @@ def blocks(cfg: LevitConfig) -> Iterator[Block]:
     for s, dim in enumerate(cfg.embed_dims):
         if s > 0:
             prev = cfg.embed_dims[s - 1]
-            heads = cfg.down_heads(s)
-            yield Block(f"stages.{s}.downsample.attn", "down", s, prev, dim, res[s - 1], heads, cfg.key_dim,
-                        cfg.down_attn_ratio * cfg.key_dim, attn_activation=cfg.attn_activation)
-            yield Block(f"stages.{s}.downsample.mlp", "mlp", s, dim, dim, res[s],
-                        hidden_dim=dim * cfg.down_mlp_ratio)
+            yield Block(name=f"stages.{s}.downsample.attn", kind=BlockKind.SHRINK, stage=s, dim_in=prev, dim_out=dim,
+                        resolution=res[s - 1], num_heads=cfg.down_heads(s), key_dim=cfg.key_dim,
+                        value_dim=cfg.down_attn_ratio * cfg.key_dim, attn_activation=cfg.attn_activation)
+            yield Block(name=f"stages.{s}.downsample.mlp", kind=BlockKind.MLP, stage=s, dim_in=dim, dim_out=dim,
+                        resolution=res[s], hidden_dim=dim * cfg.down_mlp_ratio)
         for j in range(cfg.depths[s]):
-            yield Block(f"stages.{s}.blocks.{j}.attn", "attn", s, dim, dim, res[s], cfg.num_heads[s], cfg.key_dim,
-                        cfg.attn_ratio * cfg.key_dim, attn_activation=cfg.attn_activation)
-            yield Block(f"stages.{s}.blocks.{j}.mlp", "mlp", s, dim, dim, res[s], hidden_dim=dim * cfg.mlp_ratio)
+            yield Block(name=f"stages.{s}.blocks.{j}.attn", kind=BlockKind.ATTENTION, stage=s, dim_in=dim,
+                        dim_out=dim, resolution=res[s], num_heads=cfg.num_heads[s], key_dim=cfg.key_dim,
+                        value_dim=cfg.attn_ratio * cfg.key_dim, attn_activation=cfg.attn_activation)
+            yield Block(name=f"stages.{s}.blocks.{j}.mlp", kind=BlockKind.MLP, stage=s, dim_in=dim, dim_out=dim,
+                        resolution=res[s], hidden_dim=dim * cfg.mlp_ratio)
 
 
 def stem_channels(cfg: LevitConfig) -> tuple[int, ...]:

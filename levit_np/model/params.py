@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from levit_np.model.config import Block, LevitConfig, blocks, stem_convs
+from levit_np.model.config import Block, BlockKind, LevitConfig, blocks, stem_convs
 
 BN_LEAVES = ("bn.weight", "bn.bias", "bn.running_mean", "bn.running_var")
 
@@ -43,9 +43,9 @@ def _linear(shapes: dict, prefix: str, weight_shape: tuple[int, ...]) -> None:
 def block_layers(block: Block) -> dict[str, tuple[int, ...]]:
     """The layers of one block: {sub-name: weight shape}, in checkpoint order."""
     h, kd, d = block.num_heads, block.key_dim, block.value_dim
-    if block.kind == "attn":
+    if block.kind is BlockKind.ATTENTION:
         return {"qkv": (h * (2 * kd + d), block.dim_in), "proj": (block.dim_out, h * d)}
-    if block.kind == "down":
+    if block.kind is BlockKind.SHRINK:
         return {"kv": (h * (kd + d), block.dim_in), "q": (h * kd, block.dim_in), "proj": (block.dim_out, h * d)}
     return {"fc1": (block.hidden_dim, block.dim_in), "fc2": (block.dim_out, block.hidden_dim)}
 
@@ -61,7 +61,7 @@ def param_shapes(cfg: LevitConfig) -> dict[str, tuple[int, ...]]:
     for block in blocks(cfg):
         if cfg.norm == "ln":
             shapes[f"{block.name}.norm.weight"] = shapes[f"{block.name}.norm.bias"] = (block.dim_in,)
-        if block.kind in ("attn", "down") and cfg.position == "bias":
+        if block.kind.has_attention and cfg.position == "bias":
             shapes[f"{block.name}.attention_biases"] = (block.num_heads, block.resolution ** 2)
         for sub, shape in block_layers(block).items():
             add_layer(shapes, f"{block.name}.{sub}", shape)

@@ -120,7 +120,7 @@ def profile_split_block(block: Callable, args: tuple, repeats: int, warmup: int 
 
 
 def backend_block(backend: str, params: dict) -> Callable:
-    """The LeViT-256 stage-1 block through backend `backend`'s kernels, as model.py runs it, one step per kernel.
+    """The LeViT-256 stage-1 block through backend `backend`'s kernels, as the forward pass runs it, one step per kernel.
 
     -> block(x, step) with rows BACKEND_ROWS[:-1]. (B, N, C) -> (B, N, C)
     """
@@ -133,17 +133,17 @@ def backend_block(backend: str, params: dict) -> Callable:
     k, layers = model.kernels, model.layers
     attn, mlp = [block for block in blocks(cfg) if block.name in (LEVIT_ATTN, LEVIT_MLP)]
     grid = (cfg.resolutions[0],) * 2
-    bias = model.bias_for(attn, grid, grid, 1)
+    bias = model.bias_for(attn, grid, grid)
     h, kd = attn.num_heads, attn.key_dim
 
     def block(x: np.ndarray, step=run_direct) -> np.ndarray:
         b, n, _ = x.shape
         qkv = step("keys_qk+values_v", k.linear_bn, x, layers[f"{attn.name}.qkv"])
-        qkv = qkv.reshape(b, n, h, -1).transpose(0, 2, 1, 3)  # (B, h, N, 2kd+d), head-interleaved as in model.py
+        qkv = qkv.reshape(b, n, h, -1).transpose(0, 2, 1, 3)  # (B, h, N, 2kd+d), head-interleaved as in the forward pass
         out = step("product_qkt+product_av", k.attention, qkv[..., :kd], qkv[..., kd:2 * kd], qkv[..., 2 * kd:],
                    bias, layers[f"{attn.name}.scale"])
         x = x + step("attention_projection", k.linear_bn, out, layers[f"{attn.name}.proj"])
-        return x + step("mlp", mlp_block, x, mlp, layers, k)
+        return x + step("mlp", lambda y: mlp_block(y, grid, mlp, layers, k)[0], x)
 
     return block
 

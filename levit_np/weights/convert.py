@@ -15,6 +15,7 @@ import numpy as np
 
 from levit_np.model.attention_bias import bias_index
 from levit_np.model.config import VARIANTS, LevitConfig, get_config
+from levit_np.model.grid import subsampled_side
 from levit_np.errors import ConversionError, OutputError
 from levit_np.weights.fileio import check_output_path, sha256_file
 from levit_np.weights.layouts import Layout, detect_layout, official_bias_index_keys
@@ -79,9 +80,8 @@ def _bias_index_problems(state: dict[str, np.ndarray], cfg: LevitConfig) -> list
     problems = []
     for key, block in official_bias_index_keys(cfg).items():
         side = block.resolution
-        q_side = (side - 1) // 2 + 1 if block.kind == "down" else side
-        stride = 2 if block.kind == "down" else 1
-        expected = bias_index((q_side, q_side), (side, side), stride)
+        q_side = subsampled_side(side, block.bias_stride)
+        expected = bias_index((q_side, q_side), (side, side), block.bias_stride)
         if key not in state:
             problems.append(f"missing key {key}")
         elif state[key].shape != expected.shape or not np.array_equal(state[key], expected):

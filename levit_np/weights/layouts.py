@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from levit_np.model.config import Block, LevitConfig, blocks
+from levit_np.model.config import Block, BlockKind, LevitConfig, blocks, stem_convs
 from levit_np.model.params import BN_LEAVES, block_layers
 
 
@@ -47,8 +47,8 @@ def _layer_keys(out: dict, canonical: str, source: str, naming: Naming, linear: 
 def map_keys(cfg: LevitConfig, naming: Naming) -> dict[str, str]:
     """{canonical name: source key} for every tensor, in canonical (checkpoint) order."""
     out: dict[str, str] = {}
-    for i in range(1, 5):
-        _layer_keys(out, f"stem.conv{i}", naming.stem.format(i=i, j=2 * (i - 1)), naming, naming.stem_conv)
+    for i, conv in enumerate(stem_convs(cfg), 1):
+        _layer_keys(out, conv.name, naming.stem.format(i=i, j=2 * (i - 1)), naming, naming.stem_conv)
     for index, block in enumerate(blocks(cfg)):
         src = naming.block(cfg, block, index)
         parts = naming.parts[block.kind]
@@ -159,8 +159,8 @@ def official_bias_index_keys(cfg: LevitConfig) -> dict[str, Block]:
     """Official `attention_bias_idxs` keys -> the block they index, so conversion can check them."""
     out = {}
     for index, block in enumerate(blocks(cfg)):
-        if block.kind == "attn":
+        if block.kind is BlockKind.ATTENTION:
             out[f"blocks.{index}.m.attention_bias_idxs"] = block
-        elif block.kind == "down":
+        elif block.kind is BlockKind.SHRINK:
             out[f"blocks.{index}.attention_bias_idxs"] = block
     return out
