@@ -43,7 +43,9 @@ def bench(ctx: click.Context, variant: str, batch: int, threads: int | None, rou
 
     from .console import err, print_json
 
-    threads = threads or (ctx.obj or {}).get("threads") or 1
+    from .main import session
+
+    threads = threads or session(ctx).threads or 1
     settings = Settings(variant=get_config(variant).name, batch=batch, threads=threads, rounds=rounds,
                         seconds=seconds, backends=backends)
     with err.status("benchmarking...") as status:
@@ -55,17 +57,12 @@ def bench(ctx: click.Context, variant: str, batch: int, threads: int | None, rou
 
 
 def _print_table(result: dict) -> None:
-    from rich import box
-    from rich.table import Table
-
-    from .console import err, out
+    from .console import err, show, table as new_table
 
     title = (f"{result['variant']}: {result['threads']} thread(s), batch 1 and batch {result['batch']}, "
              f"{result['rounds']} rounds ({result['cpu']})")
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("backend", "batch 1: ms (IQR)", "ours ÷ this", f"batch {result['batch']}: img/s (IQR)",
-                   "ours ÷ this", "GFLOP/s", "max|Δ| vs ours"):
-        table.add_column(column, justify="left" if column == "backend" else "right")
+    table = new_table("backend", "batch 1: ms (IQR)", "ours ÷ this", f"batch {result['batch']}: img/s (IQR)",
+                      "ours ÷ this", "GFLOP/s", "max|Δ| vs ours")
     for name, row in result["backends"].items():
         if "skipped" in row:
             err.print(f"[yellow]skipped[/] {name}: {row['skipped']}", highlight=False, soft_wrap=True)
@@ -83,7 +80,7 @@ def _print_table(result: dict) -> None:
     table.caption = (f"{result['macs_per_image'] * 2 / 1e9:.3f} GFLOP per image (2 x multiply-adds); "
                      f"this machine's sgemm: {result['sgemm_gflops']:.0f} GFLOP/s at {result['threads']} thread(s). "
                      "Latency ratio < 1: ours is faster; throughput ratio > 1: ours is faster.")
-    out.print(table)
+    show(table, title)
 
 
 def _ratio(value) -> str:

@@ -74,12 +74,10 @@ def bias(weights: Optional[str], model: Optional[str], random_variant: Optional[
 
 
 def _print_summary(maps) -> None:
-    from rich.table import Table
+    from .console import show, table as new_table
 
-    from .console import out
-
-    table = Table("stage", "block", "heads", "key grid", "min", "max", "mean", "std")
+    table = new_table("stage", "block", "heads", "key grid", "min", "max", "mean", "std", left=2)
     for m in maps:
         table.add_row(str(m.stage), m.block, str(m.maps.shape[0]), "x".join(map(str, m.key_grid)),
                       f"{m.maps.min():+.3f}", f"{m.maps.max():+.3f}", f"{m.maps.mean():+.3f}", f"{m.maps.std():.3f}")
-    out.print(table)
+    show(table)

@@ -30,13 +30,15 @@ def flops(model: Optional[str], ablation: Optional[str], layers: bool, as_json: 
     if layers and model is None:
         raise click.UsageError("--layers goes with --model")
     if ablation is not None:
-        reports = ablation_reports(ablation)
-        from .console import out, print_json
+        from levit_np.analysis.ablations import reports as ablation_reports
 
+        from .console import print_json, show
+
+        reports = ablation_reports(ablation)
         if as_json:
             print_json(reports[0] if len(reports) == 1 else reports)
         else:
-            out.print(ablation_table(reports))
+            show(ablation_table(reports), ABLATION_TITLE)
             print_notes(reports)
         return
     if model is None:
@@ -44,29 +46,15 @@ def flops(model: Optional[str], ablation: Optional[str], layers: bool, as_json: 
     model_summary(model, layers, as_json)
 
 
-def ablation_reports(ablation: str) -> list[dict]:
-    """`report` for one ablation id, or for all of them ('all')."""
-    from levit_np.analysis.ablations import ABLATIONS, get_ablation, report
-
-    if ablation.strip().lower() == "all":
-        return [report(a) for a in ABLATIONS.values()]
-    return [report(get_ablation(ablation))]
+ABLATION_TITLE = "LeViT-128S ablations (paper Table 5): ours beside the paper's"
 
 
 def ablation_table(reports: list[dict], latencies: Optional[dict] = None):
     """Rich table: base model then each ablation, ours beside the paper's; latency columns when measured."""
-    from rich.table import Table
+    from .console import table as new_table
 
-    from rich import box
-
-    table = Table(title="LeViT-128S ablations (paper Table 5): ours beside the paper's", title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    table.add_column("id")
-    table.add_column("without")
-    for column in ("params 1h/2h", "paper", "MFLOPs", "paper", "top-1"):
-        table.add_column(column, justify="right", no_wrap=True)
-    if latencies:
-        table.add_column("ms", justify="right", no_wrap=True)
+    table = new_table("id", "without", "params 1h/2h", "paper", "MFLOPs", "paper", "top-1",
+                      *(("ms",) if latencies else ()), left=2)
     base, paper_base = reports[0]["base"], reports[0]["paper_base"]
     cells = ["-", "(base LeViT-128S)", f"{base['params_one_head'] / 1e6:.2f}/{base['params'] / 1e6:.2f}",
              f"{paper_base['params_m']}M", mega(base["flops"], 1), f"{paper_base['flops_m']}M", f"{paper_base['top1']}"]
@@ -92,42 +80,37 @@ def latency_cell(entry: Optional[dict]) -> str:
 
 
 def print_notes(reports: list[dict]) -> None:
-    from .console import out
+    from .console import line
 
     for r in reports:
         for note in r["notes"]:
-            out.print(f"[bold]{r['ablation']}[/] {note}", highlight=False)
+            line(f"{r['ablation']} {note}")
 
 
 def variants_summary(as_json: bool) -> None:
-    from rich.table import Table
-
-    from levit_np.model.config import VARIANTS
     from levit_np.analysis.flops import summary
+    from levit_np.model.config import VARIANTS
 
-    from .console import out, print_json
+    from .console import print_json, show, table
 
     rows = [summary(cfg) for cfg in VARIANTS.values()]
     if as_json:
         print_json([{key: r[key] for key in ("model", "params", "flops", "official_params", "official_flops")}
                     for r in rows])
         return
-    table = Table("model", "params", "official", "FLOPs (MACs)", "official", "match",
-                  title="Parameters and FLOPs against the official counter", title_justify="left")
+    counts = table("model", "params", "official", "FLOPs (MACs)", "official", "match")
     for r in rows:
         match = r["params"] == r["official_params"] and r["flops"] == r["official_flops"]
-        table.add_row(r["model"], f"{r['params']:,}", f"{r['official_params']:,}", f"{r['flops']:,}",
-                      f"{r['official_flops']:,}", "[green]exact[/]" if match else "[red]differs[/]")
-    out.print(table)
+        counts.add_row(r["model"], f"{r['params']:,}", f"{r['official_params']:,}", f"{r['flops']:,}",
+                       f"{r['official_flops']:,}", "[green]exact[/]" if match else "[red]differs[/]")
+    show(counts, "Parameters and FLOPs against the official counter")
 
 
 def model_summary(model: str, layers: bool, as_json: bool) -> None:
-    from rich.table import Table
-
-    from levit_np.model.config import get_config
     from levit_np.analysis.flops import summary
+    from levit_np.model.config import get_config
 
-    from .console import out, print_json
+    from .console import line, print_json, show, table as new_table
 
     s = summary(get_config(model))
     if as_json:
@@ -135,9 +118,7 @@ def model_summary(model: str, layers: bool, as_json: bool) -> None:
             s.pop("layers")
         print_json(s)
         return
-    table = Table("stage", "layer" if layers else "block", "params", "MMACs", "% of FLOPs",
-                  title=f"{s['model']}: {s['params']:,} parameters, {s['flops']:,} FLOPs (multiply-adds)",
-                  title_justify="left")
+    table = new_table("stage", "layer" if layers else "block", "params", "MMACs", "% of FLOPs", left=2)
     rows = s["layers"] if layers else [{"name": name, **v} for name, v in s["blocks"].items()]
     stage_of = {c["block"]: c["stage"] for c in s["layers"]}
     current = None
@@ -153,6 +134,6 @@ def model_summary(model: str, layers: bool, as_json: bool) -> None:
         same = s["flops"] == s["official_flops"] and s["params"] == s["official_params"]
         table.caption = (f"official counter: {s['official_flops']:,} FLOPs, {s['official_params']:,} params: "
                          + ("equal" if same else "DIFFERENT"))
-    out.print(table)
+    show(table, f"{s['model']}: {s['params']:,} parameters, {s['flops']:,} FLOPs (multiply-adds)")
     parts = ", ".join(f"{part} {mega(v['macs'], 1)}M" for part, v in s["parts"].items())
-    out.print(f"by part: {parts}", highlight=False)
+    line(f"by part: {parts}")

@@ -12,12 +12,11 @@ import click
 def info(path: str, tensors: bool, as_json: bool) -> None:
     """Show the variant, provenance and tensors of PATH (.h5 written by `levit convert`)."""
     import numpy as np
-    from rich.table import Table
 
     from levit_np.model.params import count_params
     from levit_np.weights.hdf5_file import read_info
 
-    from .console import out, print_json
+    from .console import print_json, show, table
 
     meta, shapes = read_info(path)
     cfg = meta.config
@@ -37,16 +36,16 @@ def info(path: str, tensors: bool, as_json: bool) -> None:
             summary["tensor_shapes"] = {name: list(shape) for name, (shape, _) in shapes.items()}
         print_json(summary)
         return
-    table = Table(title=path, show_header=False)
+    facts = table("field", "value", left=2, header=False)
     for key, value in summary.items():
         if key != "config":
-            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-    table.add_row("stages (C / heads / depth)", " | ".join(
+            facts.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    facts.add_row("stages (C / heads / depth)", " | ".join(
         f"{c} / {h} / {d}" for c, h, d in zip(cfg.embed_dims, cfg.num_heads, cfg.depths)))
-    table.add_row("key dim D", str(cfg.key_dim))
-    out.print(table)
+    facts.add_row("key dim D", str(cfg.key_dim))
+    show(facts, title=path)
     if tensors:
-        listing = Table("tensor", "shape", "dtype")
+        listing = table("tensor", "shape", "dtype", left=3)
         for name, (shape, dtype) in shapes.items():
             listing.add_row(name, str(tuple(shape)), dtype)
-        out.print(listing)
+        show(listing)

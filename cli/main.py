@@ -7,10 +7,13 @@ Global options fix thread counts *before* NumPy or Numba are imported (they read
 from __future__ import annotations
 
 import importlib
-import os
 import sys
+from dataclasses import dataclass
+from typing import Optional
 
 import click
+
+from levit_np.perf.timing import pin_threads
 
 COMMANDS = {
     "convert": "levit_cli.convert:convert",
@@ -23,7 +26,19 @@ COMMANDS = {
     "bench": "levit_cli.bench:bench",
 }
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+@dataclass
+class Session:
+    """What the global options set, for every command: `ctx.find_object(Session)` (or `session(ctx)`)."""
+
+    verbose: bool = False
+    threads: Optional[int] = None  # --threads / LEVIT_THREADS; None: each command's own default
+
+
+def session(ctx: click.Context) -> Session:
+    """The global options in force (defaults when a command runs without the group, as in some tests)."""
+    return ctx.find_object(Session) or Session()
 
 
 class LazyGroup(click.Group):
@@ -61,7 +76,7 @@ class LazyGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as e:  # every failure becomes one line unless --verbose
-            if ctx.obj and ctx.obj.get("verbose"):
+            if session(ctx).verbose:
                 raise
             raise click.ClickException(one_line(e)) from None
 
@@ -79,8 +94,7 @@ def one_line(e: BaseException) -> str:
 
 def set_threads(threads: int) -> None:
     """Pin BLAS and Numba thread pools; only effective before numpy/numba are imported."""
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads)
+    pin_threads(threads)
     if "numpy" in sys.modules or "numba" in sys.modules:
         click.echo("warning: --threads came after numpy was imported; it may not apply", err=True)
 
@@ -93,9 +107,7 @@ def set_threads(threads: int) -> None:
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, threads: int | None) -> None:
     """LeViT on a CPU in plain NumPy: convert checkpoints, classify images, measure and read the model."""
-    ctx.ensure_object(dict)
-    ctx.obj["verbose"] = verbose
-    ctx.obj["threads"] = threads
+    ctx.obj = Session(verbose=verbose, threads=threads)
     if threads is not None:
         set_threads(threads)
 

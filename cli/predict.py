@@ -37,7 +37,9 @@ def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, mo
     from .console import err, print_json
     from .inputs import expand
 
-    verbose = bool((ctx.obj or {}).get("verbose"))
+    from .main import session
+
+    verbose = session(ctx).verbose
     inputs = expand(list(images))
     paths = [item.path for item in inputs if item.error is None]
     net = load_model(weights, model, backend) if paths else None  # no download when no input is readable
@@ -61,21 +63,15 @@ def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, mo
 
 
 def _print_table(result) -> None:
-    from rich.table import Table
     from rich.text import Text
 
-    from .console import out
+    from .console import show, table
 
-    out.print(Text(result.image, no_wrap=True, overflow="ignore"), soft_wrap=True, highlight=False)
-    table = Table()
-    table.add_column("#", justify="right")
-    table.add_column("index", justify="right")
-    table.add_column("wnid")
-    table.add_column("label")
-    table.add_column("probability", justify="right")
+    rows = table("#", "index", "wnid", "label", "probability", left=0)
+    rows.columns[2].justify = rows.columns[3].justify = "left"
     for rank, p in enumerate(result.predictions, 1):
-        table.add_row(str(rank), str(p.index), p.wnid, Text(p.label), f"{p.probability:.4f}")
-    out.print(table)
+        rows.add_row(str(rank), str(p.index), p.wnid, Text(p.label), f"{p.probability:.4f}")
+    show(rows, title=result.image)
 
 
 def _progress(total: int):

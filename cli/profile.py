@@ -10,7 +10,7 @@ import click
 
 from .backend_option import backend_option
 
-from .flops import ABLATION_HELP, VARIANT_HELP, ablation_reports, ablation_table, print_notes
+from .flops import ABLATION_HELP, ABLATION_TITLE, VARIANT_HELP, ablation_table, print_notes
 
 ROW_LABELS = {"layernorm": "LayerNorm", "keys_qk": "Keys Q,K", "values_v": "Values V", "product_qkt": "Product QK^T",
               "product_av": "Product attention AV", "attention_projection": "Attention projection", "mlp": "MLP",
@@ -59,9 +59,9 @@ def profile(ctx: click.Context, blocks_table: bool, model: Optional[str], weight
 
 def single_thread_default(ctx: click.Context) -> str:
     """Pin one thread when --threads was not given (the paper's CPU setting); say what is in force."""
-    from .main import set_threads
+    from .main import session, set_threads
 
-    if ctx.obj.get("threads") is None and "numpy" not in sys.modules:
+    if session(ctx).threads is None and "numpy" not in sys.modules:
         set_threads(1)
     return os.environ.get("OPENBLAS_NUM_THREADS", "library default")
 
@@ -80,39 +80,34 @@ def check_plot_target(path: str) -> None:
 def blocks_command(repeats: int, as_json: bool, threads: str) -> None:
     from levit_np.perf.block_table import profile_blocks
 
-    from .console import err, out, print_json
+    from .console import err, line, print_json, show
 
     err.print(f"timing two blocks, {repeats} runs each, {threads} thread(s)...", highlight=False)
     result = profile_blocks(repeats=repeats)
     if as_json:
         print_json(result)
         return
-    out.print(blocks_rich_table(result))
+    show(blocks_rich_table(result), "Block timings at 14x14 tokens, batch 1, µs (paper: supplementary Table 1)")
     if result["backends"]:
-        out.print(backends_rich_table(result))
+        show(backends_rich_table(result), "LeViT-256 block through each backend's kernels, µs")
     deit, levit = result["blocks"]["deit_tiny"]["total"], result["blocks"]["levit_256"]["total"]
     paper = result["paper_us"]
-    out.print(f"LeViT block / DeiT block: ours {levit / deit:.2f}, paper "
-              f"{paper['levit_256']['total'] / paper['deit_tiny']['total']:.2f}. "
-              f"Sum of rows: DeiT {result['sum_of_rows_us']['deit_tiny']:.0f} µs, "
-              f"LeViT {result['sum_of_rows_us']['levit_256']:.0f} µs.", highlight=False)
+    line(f"LeViT block / DeiT block: ours {levit / deit:.2f}, paper "
+         f"{paper['levit_256']['total'] / paper['deit_tiny']['total']:.2f}. "
+         f"Sum of rows: DeiT {result['sum_of_rows_us']['deit_tiny']:.0f} µs, "
+         f"LeViT {result['sum_of_rows_us']['levit_256']:.0f} µs.")
     where = "; ".join(f"{what}: {row}" for what, row in result["counted_in"].items())
-    out.print(f"Rows without their own line are timed in: {where}.", highlight=False)
-    out.print(f"{result['cpu']}, {threads} thread(s), batch 1, median of {repeats} runs (± half the "
-              f"interquartile range); paper: Intel Xeon E5-2698, one core.", highlight=False)
+    line(f"Rows without their own line are timed in: {where}.")
+    line(f"{result['cpu']}, {threads} thread(s), batch 1, median of {repeats} runs (± half the "
+         f"interquartile range); paper: Intel Xeon E5-2698, one core.")
 
 
 def blocks_rich_table(result: dict):
     """The paper's table: component rows, DeiT-tiny and LeViT-256 columns, paper beside ours, MACs per row."""
-    from rich import box
-    from rich.table import Table
+    from .console import table as new_table
 
-    table = Table(title="Block timings at 14x14 tokens, batch 1, µs (paper: supplementary Table 1)",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("component", no_wrap=True)
-    for block in ("DeiT", "LeViT"):
-        for column in ("paper", "ours", "MMACs"):
-            table.add_column(f"{block}\n{column}", justify="right", no_wrap=True)
+    table = new_table("component", *(f"{block}\n{column}" for block in ("DeiT", "LeViT")
+                                     for column in ("paper", "ours", "MMACs")))
     for row, label in ROW_LABELS.items():
         cells = [label]
         for block in ("deit_tiny", "levit_256"):
@@ -129,22 +124,16 @@ def blocks_rich_table(result: dict):
 
 def backends_rich_table(result: dict):
     """The LeViT block through each backend's kernels, beside the split numpy block of the first table."""
-    from rich import box
-    from rich.table import Table
-
     from levit_np.perf.block_table import BACKEND_ROWS
+
+    from .console import table as new_table
 
     split = result["blocks"]["levit_256"]
     merged = {BACKEND_ROWS[0]: ("keys_qk", "values_v"), BACKEND_ROWS[1]: ("product_qkt", "product_av"),
               BACKEND_ROWS[2]: ("attention_projection",), BACKEND_ROWS[3]: ("mlp",), BACKEND_ROWS[4]: ("total",)}
     labels = {BACKEND_ROWS[0]: "Q,K,V (one qkv product)", BACKEND_ROWS[1]: "QK^T, bias, softmax, AV",
               BACKEND_ROWS[2]: "Attention projection", BACKEND_ROWS[3]: "MLP", BACKEND_ROWS[4]: "Total"}
-    table = Table(title="LeViT-256 block through each backend's kernels, µs", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("component", no_wrap=True)
-    table.add_column("split numpy\n(above)", justify="right", no_wrap=True)
-    for name in result["backends"]:
-        table.add_column(f"{name}\nkernels", justify="right", no_wrap=True)
+    table = new_table("component", "split numpy\n(above)", *(f"{name}\nkernels" for name in result["backends"]))
     for row, parts in merged.items():
         cells = [labels[row], f"{sum(split[p] for p in parts):.0f}"]
         for name, rows in result["backends"].items():
@@ -160,7 +149,7 @@ def model_command(model: Optional[str], weights: Optional[str], backend: str, ba
     from levit_np.weights.fileio import atomic_output
     from levit_np.perf.model_profile import plot_profile, profile_model
 
-    from .console import err, out, print_json
+    from .console import err, print_json, show
 
     net = levit_np.load(weights, backend) if weights is not None else levit_np.create(model, backend=backend)
     err.print(f"profiling {net.config.name} ({backend}), batch {batch}, {repeats} runs, {threads} thread(s)...",
@@ -174,20 +163,15 @@ def model_command(model: Optional[str], weights: Optional[str], backend: str, ba
     if as_json:
         print_json(result)
         return
-    out.print(model_rich_table(result))
+    show(model_rich_table(result), f"{result['model']} ({result['backend']}), batch {result['batch']}: "
+                                   f"{result['total_us'] / 1e3:.2f} ms (sum of block medians; whole pass "
+                                   f"{result['whole_pass_us'] / 1e3:.2f} ms), {result['gflops']:.1f} GFLOP/s")
 
 
 def model_rich_table(result: dict):
-    from rich import box
-    from rich.table import Table
+    from .console import table as new_table
 
-    table = Table(box=box.SIMPLE_HEAD, title=f"{result['model']} ({result['backend']}), batch {result['batch']}: "
-                        f"{result['total_us'] / 1e3:.2f} ms (sum of block medians; whole pass "
-                        f"{result['whole_pass_us'] / 1e3:.2f} ms), {result['gflops']:.1f} GFLOP/s",
-                  title_justify="left")
-    table.add_column("stage / block", no_wrap=True)
-    for column in ("µs", "±", "share %", "MMACs", "GFLOP/s"):
-        table.add_column(column, justify="right", no_wrap=True)
+    table = new_table("stage / block", "µs", "±", "share %", "MMACs", "GFLOP/s")
     stages = {s["stage"]: s for s in result["stages"]}
     current = None
     for row in result["blocks"]:
@@ -206,29 +190,19 @@ def model_rich_table(result: dict):
 
 
 def ablation_command(ablation: str, backend: str, batch: int, repeats: int, as_json: bool, threads: str) -> None:
-    from levit_np.analysis.ablations import ABLATIONS, BASE
-    from levit_np.levit_model import LevitModel
-    from levit_np.perf.model_profile import latency
-    from levit_np.model.params import random_params
+    from levit_np.perf.model_profile import ablation_latencies
 
-    from .console import err, out, print_json
+    from .console import err, line, print_json, show
 
-    reports = ablation_reports(ablation)
-    configs = {"base": BASE, **{r["ablation"]: ABLATIONS[r["ablation"]].config for r in reports
-                                if ABLATIONS[r["ablation"]].config is not None}}
-    err.print(f"timing {', '.join(configs)} ({backend}), batch {batch}, {repeats} interleaved runs, "
+    err.print(f"timing {ablation} and the base model ({backend}), batch {batch}, {repeats} interleaved runs, "
               f"{threads} thread(s)...", highlight=False)
-    models = {name: LevitModel(cfg, random_params(cfg), backend) for name, cfg in configs.items()}
-    latencies = latency(models, batch=batch, repeats=repeats)
-    for r in reports:  # A4 changes training only: at inference it is the base model (with one head)
-        r["latency_ms"] = latencies.get(r["ablation"], latencies["base"])
-        r["base_latency_ms"] = latencies["base"]
+    reports = ablation_latencies(ablation, backend, batch, repeats)
     if as_json:
         print_json({"backend": backend, "batch": batch, "repeats": repeats, "threads": threads,
                     "ablations": reports})
         return
-    out.print(ablation_table(reports, latencies))
+    latencies = {"base": reports[0]["base_latency_ms"], **{r["ablation"]: r["latency_ms"] for r in reports}}
+    show(ablation_table(reports, latencies), ABLATION_TITLE)
     print_notes(reports)
-    out.print(f"latency: median ms per pass of batch {batch} ± half the interquartile range, {repeats} interleaved "
-              f"runs, {backend} backend, {threads} thread(s); random weights (accuracy needs training)",
-              highlight=False)
+    line(f"latency: median ms per pass of batch {batch} ± half the interquartile range, {repeats} interleaved "
+         f"runs, {backend} backend, {threads} thread(s); random weights (accuracy needs training)")

@@ -39,7 +39,8 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
     import numpy as np
 
     from levit_np.images.preprocessing import preprocess_hw
-    from levit_np.analysis.tracing import first_divergence, max_differences, timed_trace
+    from levit_np.analysis.tracing import first_divergence, max_differences
+    from levit_np.perf.model_profile import timed_trace
 
     from .console import err, print_json
 
@@ -78,19 +79,10 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
 
 
 def _print_table(image: str, variant: str, size: tuple[int, int], steps, diffs) -> None:
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
+    from .console import show, table as new_table
 
-    from .console import out
-
-    table = Table(title=Text(f"{image}: {variant} at {size[0]}x{size[1]}"), title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("block", "shape", "mean", "std", "min", "max", "ms"):
-        table.add_column(column, justify="left" if column in ("block", "shape") else "right", no_wrap=True)
-    if diffs is not None:
-        table.add_column("max|diff| torch", justify="right", no_wrap=True)
-        table.add_column("relative", justify="right", no_wrap=True)
+    columns = ("block", "shape", "mean", "std", "min", "max", "ms")
+    table = new_table(*columns, *(("max|diff| torch", "relative") if diffs is not None else ()), left=2)
     for step in steps:
         s = step.stats()
         row = [step.name, "x".join(map(str, s["shape"])), f"{s['mean']:+.4f}", f"{s['std']:.4f}",
@@ -99,8 +91,4 @@ def _print_table(image: str, variant: str, size: tuple[int, int], steps, diffs) 
             d = diffs[step.name]
             row += ["-", "-"] if d is None else [f"{d[0]:.2e}", f"{d[1]:.2e}"]
         table.add_row(*row)
-    if not out.is_terminal:  # piped: rich would assume 80 columns and squeeze the numbers
-        from rich.console import Console
-
-        out = Console(width=max(out.width, 124 if diffs is not None else 100))
-    out.print(table)
+    show(table, title=f"{image}: {variant} at {size[0]}x{size[1]}")

@@ -7,9 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from levit_cli import main
 from levit_cli.main import cli
-from levit_np.perf import bench
+from levit_np.perf import bench, timing
 from levit_np.model.config import get_config
 from levit_np.analysis.flops import total_flops
 
@@ -51,12 +50,12 @@ def test_missing_runtime_is_skipped(monkeypatch):
 
 
 def test_quantiles():
-    assert bench.quantiles([4.0, 1.0, 3.0, 2.0, 5.0]) == (2.0, 3.0, 4.0)
+    assert timing.quantiles([4.0, 1.0, 3.0, 2.0, 5.0]) == (2.0, 3.0, 4.0)
 
 
 def test_thread_environment_pins_every_pool():
-    env = bench.thread_environment(3)
-    assert all(env[name] == "3" for name in bench.THREAD_VARIABLES)
+    env = timing.thread_environment(3)
+    assert all(env[name] == "3" for name in timing.THREAD_VARIABLES)
 
 
 def test_cli_json(monkeypatch):
@@ -67,7 +66,7 @@ def test_cli_json(monkeypatch):
         return {"variant": settings.variant, "backends": {}}
 
     monkeypatch.setattr(bench, "run_bench", fake_run)
-    for name in main.THREAD_VARIABLES:  # --threads writes them into os.environ: restore them afterwards
+    for name in timing.THREAD_VARIABLES:  # --threads writes them into os.environ: restore them afterwards
         monkeypatch.setenv(name, "2")
     done = CliRunner().invoke(cli, ["--threads", "2", "bench", "--model", "256", "--backends", "numba, numpy",
                                     "-b", "8", "--json"])

@@ -128,7 +128,8 @@ def test_square_sizes_match_pytorch_with_resampled_tables(model):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from levit_np.analysis.torch_reference import hf_model, hf_trace
-    from levit_np.analysis.tracing import max_differences, timed_trace
+    from levit_np.analysis.tracing import max_differences
+    from levit_np.perf.model_profile import timed_trace
 
     x = np.random.default_rng(4).standard_normal((1, 3, 288, 288), dtype=np.float32)
     reference = hf_trace(hf_model(model.config, model.params, (288, 288)), model.config, x)

@@ -115,7 +115,7 @@ def test_rows_are_timed_inside_each_run():
     """One run of the step timer: every row of the DeiT block is timed once (LayerNorm twice) within the run."""
     import time
 
-    from levit_np.perf.block_table import StepTimer
+    from levit_np.perf.timing import StepTimer
 
     x = np.random.default_rng(7).normal(size=(1, 197, 192)).astype(np.float32)
     layers = deit.prepare(deit.random_params(seed=7))

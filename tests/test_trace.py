@@ -14,7 +14,8 @@ from levit_cli.main import cli
 from levit_np.model.config import blocks
 from levit_np.images.preprocessing import preprocess_hw
 from levit_np.model.grid import token_grids
-from levit_np.analysis.tracing import first_divergence, max_differences, timed_trace
+from levit_np.analysis.tracing import first_divergence, max_differences
+from levit_np.perf.model_profile import timed_trace
 
 
 @pytest.fixture(scope="module")

@@ -109,3 +109,10 @@ def report(ablation: Ablation) -> dict:
         "notes": notes,
         "config": ablation.config.to_dict() if ablation.config is not None else None,
     }
+
+
+def reports(ablation_id: str) -> list[dict]:
+    """`report` for one ablation id, or for every one of them ('all')."""
+    if ablation_id.strip().lower() == "all":
+        return [report(a) for a in ABLATIONS.values()]
+    return [report(get_ablation(ablation_id))]

@@ -6,7 +6,6 @@ Built on the model's one hook (`LevitModel.__call__(x, hook)`), which reports 's
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,26 +25,6 @@ class Step:
         v = self.value.astype(np.float64)
         return {"shape": list(self.value.shape), "mean": float(v.mean()), "std": float(v.std()),
                 "min": float(v.min()), "max": float(v.max())}
-
-
-def timed_trace(model, x: np.ndarray, warmup: bool = True) -> list[Step]:
-    """Run `model` on x (B, 3, H, W) and return every named output with the time it took, in order.
-
-    With `warmup`, a first untimed pass fills the bias cache (and compiles a JIT backend) so that the times
-    are those of a steady-state call. Copying each output is excluded from the times.
-    """
-    if warmup:
-        model(x)
-    steps: list[Step] = []
-    clock = [time.perf_counter()]
-
-    def hook(name: str, value: np.ndarray) -> None:
-        elapsed = time.perf_counter() - clock[0]
-        steps.append(Step(name, np.array(value), elapsed))
-        clock[0] = time.perf_counter()
-
-    model(x, hook=hook)
-    return steps
 
 
 def max_differences(steps: list[Step], reference: dict[str, np.ndarray]) -> dict[str, Optional[tuple[float, float]]]:

@@ -21,10 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from levit_np.perf.timing import quantiles, thread_environment, time_calls
+
 BACKENDS = ("numba", "numpy", "torch", "onnxruntime", "openvino")
 OURS = "numba"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                    "LEVIT_THREADS", "TBB_NUM_THREADS")
 MARK = "@@bench "  # prefix of protocol lines on a worker's stdout (libraries may print there too)
 PACKAGES = {"torch": ("torch", "transformers"), "export": ("torch", "transformers", "onnx"),
             "onnxruntime": ("torch", "transformers", "onnx", "onnxruntime"),
@@ -56,29 +56,11 @@ class Result:
     skipped: Optional[str] = None
 
 
-def thread_environment(threads: int) -> dict[str, str]:
-    """The environment of a worker: every thread pool pinned to `threads`."""
-    env = dict(os.environ)
-    env.update({name: str(threads) for name in THREAD_VARIABLES})
-    return env
-
-
 def missing_packages(backend: str) -> list[str]:
     """Packages `backend` needs that are not installed (found without importing them)."""
     import importlib.util
 
     return [name for name in PACKAGES.get(backend, ()) if importlib.util.find_spec(name) is None]
-
-
-def quantiles(values: list[float]) -> tuple[float, float, float]:
-    """(25th percentile, median, 75th percentile)."""
-    import numpy as np
-
-    q = np.percentile(np.asarray(values, dtype=np.float64), [25, 50, 75])
-    return float(q[0]), float(q[1]), float(q[2])
-
-
-# ---------------------------------------------------------------- the worker side
 
 
 def _our_model(spec: dict, backend: str):
@@ -163,18 +145,6 @@ def make_runner(spec: dict) -> tuple[Callable, str]:
             return compiled[x.shape[0]](x)[0]
         return run_openvino, f"OpenVINO {ov.get_version().split('-')[0]}, f32"
     raise ValueError(f"unknown backend {backend!r}")
-
-
-def time_calls(run: Callable, x, seconds: float, min_calls: int) -> list[float]:
-    """Seconds per call: one untimed call, then calls until `seconds` have passed and `min_calls` were made."""
-    run(x)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_calls or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - t0)
-    return times
 
 
 def _reply(message: dict) -> None:

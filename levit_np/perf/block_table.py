@@ -21,6 +21,7 @@ from levit_np.perf.block_ops import ROWS, attention_mix, attention_scores, mlp_r
 from levit_np.model.config import get_config
 from levit_np.kernels.fold import fold_bn_after, query_rows
 from levit_np.kernels.reference import linear
+from levit_np.perf.timing import StepTimer, median_iqr
 
 # Paper, supplementary Table 1: Intel Xeon E5-2698, one core, batch 1, microseconds.
 PAPER_US = {
@@ -82,25 +83,6 @@ def levit_block(x: np.ndarray, layers: dict, num_heads: int = 4, step=run_direct
     return step("mlp", mlp_residual, x, x, layers["fc1"], layers["fc2"])
 
 
-def stats_us(samples: np.ndarray) -> tuple[float, float]:
-    """(median, interquartile range) in microseconds."""
-    p25, p50, p75 = np.percentile(samples * 1e6, [25, 50, 75])
-    return float(p50), float(p75 - p25)
-
-
-class StepTimer:
-    """A `step` for the block functions: times each piece as it runs inside the whole block."""
-
-    def __init__(self):
-        self.run: dict[str, float] = {}
-
-    def __call__(self, row: str, fn: Callable, *args):
-        start = time.perf_counter()
-        out = fn(*args)
-        self.run[row] = self.run.get(row, 0.0) + time.perf_counter() - start  # DeiT's two LayerNorms add up
-        return out
-
-
 def profile_split_block(block: Callable, args: tuple, repeats: int, warmup: int = 3) -> dict[str, tuple[float, float]]:
     """Run `block(*args, step)` many times, timing each row in place and the whole run.
 
@@ -116,7 +98,7 @@ def profile_split_block(block: Callable, args: tuple, repeats: int, warmup: int 
         start = time.perf_counter()
         block(*args, step=timer)
         runs.append({**timer.run, "total": time.perf_counter() - start})
-    return {row: stats_us(np.array([run[row] for run in runs])) for row in runs[0]}
+    return {row: tuple(v * 1e6 for v in median_iqr([run[row] for run in runs])) for row in runs[0]}
 
 
 def backend_block(backend: str, params: dict) -> Callable:

@@ -13,6 +13,8 @@ import time
 import numpy as np
 
 from levit_np.analysis.flops import block_macs
+from levit_np.analysis.tracing import Step
+from levit_np.perf.timing import HookTimer, median_iqr
 
 
 def stage_of(name: str) -> str:
@@ -32,15 +34,23 @@ def kind_of(name: str) -> str:
 
 def time_forward(model, x: np.ndarray) -> tuple[dict[str, float], float]:
     """One forward pass: ({trace name: seconds since the previous hook}, whole pass in seconds)."""
-    marks: list[tuple[str, float]] = []
+    timer = HookTimer()
     start = time.perf_counter()
-    model(x, hook=lambda name, value: marks.append((name, time.perf_counter())))
-    total = time.perf_counter() - start
-    times, previous = {}, start
-    for name, stamp in marks:
-        times[name] = stamp - previous
-        previous = stamp
-    return times, total
+    model(x, hook=timer.start())
+    return timer.seconds, time.perf_counter() - start
+
+
+def timed_trace(model, x: np.ndarray, warmup: bool = True) -> list[Step]:
+    """Run `model` on x (B, 3, H, W) and return every named output with the time it took, in order.
+
+    With `warmup`, a first untimed pass fills the bias cache (and compiles a JIT backend) so that the times
+    are those of a steady-state call. Copying each output is excluded from the times.
+    """
+    if warmup:
+        model(x)
+    timer = HookTimer(keep_values=True)
+    model(x, hook=timer.start())
+    return [Step(name, timer.values[name], seconds) for name, seconds in timer.seconds.items()]
 
 
 def profile_model(model, batch: int = 1, repeats: int = 20, warmup: int = 2, seed: int = 0) -> dict:
@@ -54,10 +64,9 @@ def profile_model(model, batch: int = 1, repeats: int = 20, warmup: int = 2, see
     macs = {name: value * batch for name, value in block_macs(cfg).items()}
     rows = []
     for name in model.block_names():
-        samples = np.array([times[name] for times, _ in runs]) * 1e6
-        p25, median, p75 = (float(v) for v in np.percentile(samples, [25, 50, 75]))
+        median, spread = median_iqr([times[name] * 1e6 for times, _ in runs])
         rows.append({"name": name, "stage": stage_of(name), "kind": kind_of(name), "time_us": median,
-                     "spread_us": p75 - p25, "macs": macs[name],
+                     "spread_us": spread, "macs": macs[name],
                      "gflops": 2 * macs[name] / (median * 1e3) if median > 0 else 0.0})
     # Shares are of the sum of the block medians, so they add up to 1; on a busy machine the median whole pass
     # runs longer than that sum, because a pass long enough to be pre-empted usually is, while most blocks are not.
@@ -139,6 +148,28 @@ def latency(models: dict, batch: int = 1, repeats: int = 10, warmup: int = 2, se
             samples[name].append((time.perf_counter() - start) * 1e3)
     out = {}
     for name, values in samples.items():
-        p25, median, p75 = (float(v) for v in np.percentile(values, [25, 50, 75]))
-        out[name] = {"median_ms": median, "spread_ms": p75 - p25, "images_per_s": batch / (median * 1e-3)}
+        median, spread = median_iqr(values)
+        out[name] = {"median_ms": median, "spread_ms": spread, "images_per_s": batch / (median * 1e-3)}
     return out
+
+
+def ablation_latencies(ablation_id: str, backend: str = "numpy", batch: int = 1, repeats: int = 10) -> list[dict]:
+    """Table 5 reports (`ablations.reports`) with each ablation's latency beside the base model's.
+
+    Every architecture runs with random weights, all measured interleaved (`latency`); A4 changes training only,
+    so at inference it is the base model.
+    """
+    from levit_np.analysis.ablations import ABLATIONS, BASE, reports
+    from levit_np.levit_model import LevitModel
+    from levit_np.model.params import random_params
+
+    rows = reports(ablation_id)
+    configs = {"base": BASE, **{r["ablation"]: ABLATIONS[r["ablation"]].config for r in rows
+                                if ABLATIONS[r["ablation"]].config is not None}}
+    models = {name: LevitModel(cfg, random_params(cfg), backend) for name, cfg in configs.items()}
+    latencies = latency(models, batch=batch, repeats=repeats)
+    for r in rows:
+        r["latency_ms"] = latencies.get(r["ablation"], latencies["base"])
+        r["base_latency_ms"] = latencies["base"]
+    return rows
+
