@@ -7,12 +7,11 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import os
 
-from levit_np.model.config import VARIANTS, LevitConfig, get_config
 from levit_np.errors import CheckpointError, ConversionError, ImageError, LevitError, WeightsFileError
+from levit_np.model.config import VARIANTS, LevitConfig, get_config
+from levit_np.version import __version__
 
 
 def __getattr__(name: str):

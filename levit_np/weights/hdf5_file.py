@@ -36,7 +36,7 @@ def write_weights(path: str | os.PathLike, cfg: LevitConfig, params: dict[str, n
     """Write `params` (canonical names) and provenance attributes; atomic (temp file, then rename)."""
     import h5py
 
-    from levit_np import __version__
+    from levit_np.version import __version__
 
     check_params(cfg, params)
     with atomic_output(path) as tmp:
