@@ -139,7 +139,7 @@ def backends_rich_table(result: dict):
         for name, rows in result["backends"].items():
             cells.append(f"{rows[row]:.0f}±{result['backend_spread_us'][name][row] / 2:.0f}")
         table.add_row(*cells, end_section=row == BACKEND_ROWS[3])
-    table.caption = "kernels: model.py's own block, one call per kernel, BatchNorm as each backend runs it"
+    table.caption = "kernels: the forward pass's own block, one call per kernel, BatchNorm as each backend runs it"
     return table
 
 

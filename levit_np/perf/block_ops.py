@@ -1,7 +1,7 @@
 """The pieces of one transformer block, split the way the paper's block-timing table splits them.
 
 A block written with these ops calls each piece through `step(row, fn, *args)`: `run_direct` just calls
-`fn(*args)`; the profiler (block_profile.py) times each call instead. Rows, and what each one includes:
+`fn(*args)`; the profiler (block_table.py) times each call instead. Rows, and what each one includes:
     layernorm             LayerNorm (DeiT only; LeViT has BatchNorm, folded into the linears)
     keys_qk               the Q and K linears (with their bias)
     values_v              the V linear

@@ -4,7 +4,7 @@ Two blocks at 14x14 tokens, batch 1: a DeiT-tiny block (deit.py) and a LeViT-256
 MLP, BatchNorm folded into the linears as the paper's timed models were). The whole block runs many times; each
 piece (block_ops.ROWS) is timed where it runs, on the real intermediate values, and so is the whole run ("total");
 every figure is a median over the runs, with the interquartile range as its spread.
-The backends table times the same LeViT block through each backend's own kernels (model.py's kernel namespace),
+The backends table times the same LeViT block through each backend's own kernels (the forward pass's kernel namespace),
 at the granularity those kernels have: one qkv product, one fused attention, proj, MLP.
 """
 

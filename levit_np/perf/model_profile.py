@@ -1,6 +1,6 @@
 """`levit profile --model`: where the time of a whole forward pass goes, block by block.
 
-The model's trace hook (model.py calls `hook(name, output)` after 'stem', every block, 'pool' and 'logits')
+The model's trace hook (the forward pass calls `hook(name, output)` after 'stem', every block, 'pool' and 'logits')
 is the only instrument: the time of a named block is the clock between its hook call and the previous one.
 Each block's figure is the median over many forward passes; MACs come from flops.py, and GFLOP/s counts
 2 FLOPs per multiply-add (the usual hardware convention; the paper's "FLOPs" are multiply-adds).

@@ -2,7 +2,7 @@
 
     cache folder   $LEVIT_HOME, else the user cache dir (platformdirs) / "levit-np"
     cached model   <cache>/<variant>.h5, e.g. ~/.cache/levit-np/levit_128s.h5
-    source URL     the official URL from `levit_weights.registry()`; $LEVIT_WEIGHTS_URL replaces its base
+    source URL     the official URL from `levit_np.weights.registry.registry()`; $LEVIT_WEIGHTS_URL replaces its base
                    (everything before the file name), for mirrors and for tests
 
 The release file is streamed into a hidden temporary folder inside the cache (same disk as the result), its
