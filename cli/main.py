@@ -24,6 +24,7 @@ COMMANDS = {
     "flops": "levit_cli.flops:flops",
     "profile": "levit_cli.profile:profile",
     "bench": "levit_cli.bench:bench",
+    "figure": "levit_cli.figure:figure",
 }
 
 
