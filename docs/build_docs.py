@@ -11,6 +11,11 @@ from the code that runs.
 Shapes: `<!-- shapes: levit_128s 224x224 -->` ... `<!-- /shapes -->` holds a table of every traced output's
 shape, recomputed by running the model (random weights) at that size.
 
+Generated blocks: `<!-- generated: NAME ARGS -->` ... `<!-- /generated -->` holds what GENERATORS[NAME](*ARGS)
+returns, computed from the code: `variants` (the five variants), `costs levit_128s` (params and FLOPs per part),
+`ablations` (Table 5), `params levit_128s stages.1.downsample` (the parameter table under a prefix),
+`bias-index` (small examples of the attention-bias index), `folding levit_128s` (what folding BatchNorm removes).
+
 CLI reference: `levit --help` and `levit <command> --help` for every command in `levit_cli.main.COMMANDS`,
 rendered by click at a fixed width, so commands added by anyone appear after one rerun.
 """
@@ -34,6 +39,9 @@ EXCERPT = re.compile(r"(?P<marker><!-- excerpt: (?P<path>[\w/.-]+)::(?P<name>[\w
 
 SHAPES = re.compile(r"(?P<marker><!-- shapes: (?P<variant>\w+) (?P<h>\d+)x(?P<w>\d+) -->\n).*?(?P<end><!-- /shapes -->)",
                     re.S)
+
+GENERATED = re.compile(r"(?P<marker><!-- generated: (?P<name>[\w-]+)(?P<args>(?: [\w.]+)*) -->\n).*?"
+                       r"(?P<end><!-- /generated -->)", re.S)
 
 
 def source_of(path: str, name: str) -> str:
@@ -74,10 +82,150 @@ def shapes_table(variant: str, height: int, width: int) -> str:
     return "\n".join(rows) + "\n"
 
 
+def mega(n: float, digits: int = 1) -> str:
+    return f"{n / 1e6:,.{digits}f}"
+
+
+def paper_name(name: str) -> str:
+    """'levit_128s' -> 'LeViT-128S'."""
+    from levit_np.analysis.architecture_figure import display_name
+    from levit_np.model.config import get_config
+
+    return display_name(get_config(name))
+
+
+def variants_table() -> str:
+    """The five variants: widths, heads, depths, key and value widths, attention scale, params and FLOPs."""
+    from levit_np.analysis.flops import summary
+    from levit_np.model.config import VARIANTS, BlockKind, blocks
+
+    rows = ["| model | C per stage | N heads per stage | X depth per stage | D key dim | d value dim | "
+            "shrink heads | scale D^-1/2 | params | FLOPs (MACs) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for cfg in VARIANTS.values():
+        s = summary(cfg)
+        shrink = [str(b.num_heads) for b in blocks(cfg) if b.kind is BlockKind.SHRINK]
+        rows.append(f"| {paper_name(cfg.name)} | {'/'.join(map(str, cfg.embed_dims))} | "
+                    f"{'/'.join(map(str, cfg.num_heads))} | {'/'.join(map(str, cfg.depths))} | {cfg.key_dim} | "
+                    f"{cfg.attn_ratio * cfg.key_dim} | {'/'.join(shrink)} | {cfg.key_dim ** -0.5:.4g} | "
+                    f"{mega(s['params'], 2)}M | {mega(s['flops'])}M |")
+    return "\n".join(rows) + "\n"
+
+
+PART_LABELS = {"stem": "conv stem (section 2)", "attn_linear": "attention qkv and proj linears (section 4)",
+               "attn_matmul": "attention products Q K^T, softmax, A V; bias tables (sections 4, 5)",
+               "shrink": "shrink attentions (section 7)", "mlp": "MLPs (section 6)", "head": "the two heads (section 8)"}
+
+
+def costs_table(variant: str) -> str:
+    """Params and FLOPs of each part of a variant (`levit flops --model VARIANT`'s 'by part'), with shares."""
+    from levit_np.analysis.flops import summary
+    from levit_np.model.config import get_config
+
+    s = summary(get_config(variant))
+    rows = ["| part | params | share | MFLOPs | share |", "|---|---|---|---|---|"]
+    for part, v in s["parts"].items():
+        rows.append(f"| {PART_LABELS[part]} | {mega(v['params'], 3)}M | {100 * v['params'] / s['params']:.1f}% | "
+                    f"{mega(v['macs'])} | {100 * v['macs'] / s['flops']:.1f}% |")
+    rows.append(f"| **{paper_name(variant)}** | **{mega(s['params'], 3)}M** | | **{mega(s['flops'])}** | |")
+    return "\n".join(rows) + "\n"
+
+
+def ablations_table() -> str:
+    """Table 5: each ablation's params and FLOPs as computed here, the paper's top-1, the loss against the base."""
+    from levit_np.analysis.ablations import ABLATIONS, BASE, PAPER_BASE, counts, report
+
+    base = counts(BASE)
+    rows = ["| id | LeViT-128S without | params (one head) | MFLOPs | top-1, paper | top-1 lost |",
+            "|---|---|---|---|---|---|",
+            f"| - | (base model) | {mega(base['params_one_head'], 2)}M | {mega(base['flops'])} | "
+            f"{PAPER_BASE['top1']} | |"]
+    for ablation in ABLATIONS.values():
+        r = report(ablation)
+        what = r["title"].removeprefix("without ") + ("" if r["architecture"] else " (training only)")
+        rows.append(f"| {r['ablation']} | {what} | {mega(r['params_one_head'], 2)}M | {mega(r['flops'])} | "
+                    f"{r['paper_top1']} | {r['paper_top1'] - PAPER_BASE['top1']:+.1f} |")
+    return "\n".join(rows) + "\n"
+
+
+def params_table(variant: str, prefix: str) -> str:
+    """Every tensor of the parameter table under `prefix`, name and shape; BatchNorm's four leaves on one row."""
+    from levit_np.model.config import get_config
+    from levit_np.model.params import BN_LEAVES, param_shapes
+
+    shapes = param_shapes(get_config(variant))
+    rows = ["| name | shape |", "|---|---|"]
+    for name, shape in shapes.items():
+        if not name.startswith(prefix + "."):
+            continue
+        if name.endswith(BN_LEAVES[1:]):
+            continue  # shown on the bn.weight row
+        if name.endswith(BN_LEAVES[0]):
+            name = name.removesuffix("weight") + "{" + ",".join(leaf.split(".")[1] for leaf in BN_LEAVES) + "}"
+        rows.append(f"| `{name}` | {shape} |")
+    return "\n".join(rows) + "\n"
+
+
+def bias_index_example() -> str:
+    """`bias_index` printed for a 3x3 grid, its centre query laid on the grid, and a shrink block's stride 2."""
+    from levit_np.model.attention_bias import bias_index
+
+    def shown(expression: str, value) -> str:
+        return f">>> {expression}\n{value!r}\n"
+
+    full = bias_index((3, 3), (3, 3))
+    return ("```python\n"
+            + shown("bias_index((3, 3), (3, 3))  # (9 queries, 9 keys): |dy| * 3 + |dx|", full)
+            + shown("bias_index((3, 3), (3, 3))[4].reshape(3, 3)  # the centre query, laid on the key grid",
+                    full[4].reshape(3, 3))
+            + shown("bias_index((2, 2), (3, 3), stride=2)  # shrink: 2x2 queries on keys (0,0) (0,2) (2,0) (2,2)",
+                    bias_index((2, 2), (3, 3), stride=2))
+            + "```\n")
+
+
+def folding_summary(variant: str) -> str:
+    """What folding removes from `variant`: BatchNorm layers, the activations they touch, their share of work."""
+    from levit_np.analysis.flops import costs
+    from levit_np.model.config import get_config
+    from levit_np.model.params import layer_names, param_shapes
+
+    cfg = get_config(variant)
+    shapes = param_shapes(cfg)
+    by_name = {c.name: c for c in costs(cfg)}
+    normalised = 0  # activations each BatchNorm scales and shifts, per image
+    for prefix in layer_names(cfg):
+        weight = shapes[f"{prefix}.weight"]
+        if prefix in ("head", "head_dist"):
+            normalised += weight[1]  # BN before the linear, on the pooled (C,) vector
+        else:
+            size = 1
+            for dim in weight:
+                size *= dim
+            normalised += by_name[prefix].macs * weight[0] // size  # output elements = MACs * Cout / weight size
+    total = sum(c.macs for c in by_name.values())
+    return (f"- {paper_name(variant)} has {len(layer_names(cfg))} BatchNorm layers: one after each of its "
+            f"{len(layer_names(cfg)) - 2} convs and linears, one before each of its 2 heads.\n"
+            f"- Per image they scale and shift {normalised:,} activations: one multiply-add each, "
+            f"{100 * normalised / total:.1f}% of the model's {mega(total)}M, but each BatchNorm is a pass of its "
+            f"own over memory.\n"
+            f"- Folded, each of those layers is one matrix product plus a bias, and the two heads are one linear.\n")
+
+
+GENERATORS = {"variants": variants_table, "costs": costs_table, "ablations": ablations_table,
+              "params": params_table, "bias-index": bias_index_example, "folding": folding_summary}
+
+
+def generated_block(name: str, args: list[str]) -> str:
+    if name not in GENERATORS:
+        raise LookupError(f"no generator {name!r}; known: {', '.join(GENERATORS)}")
+    return GENERATORS[name](*args)
+
+
 def render_excerpts(page: str) -> str:
-    """The page with every excerpt block replaced by the current source it names, every shapes table rerun."""
+    """The page with every excerpt block replaced by the current source it names, every shapes table rerun and
+    every generated block recomputed."""
     page = EXCERPT.sub(lambda m: f"{m['marker']}```python\n{source_of(m['path'], m['name'])}```\n", page)
-    return SHAPES.sub(lambda m: m["marker"] + shapes_table(m["variant"], int(m["h"]), int(m["w"])) + m["end"], page)
+    page = SHAPES.sub(lambda m: m["marker"] + shapes_table(m["variant"], int(m["h"]), int(m["w"])) + m["end"], page)
+    return GENERATED.sub(lambda m: m["marker"] + generated_block(m["name"], m["args"].split()) + m["end"], page)
 
 
 def excerpt_names(page: str) -> list[tuple[str, str]]:
