@@ -113,7 +113,8 @@ def variants_table() -> str:
 
 PART_LABELS = {"stem": "conv stem (section 2)", "attn_linear": "attention qkv and proj linears (section 4)",
                "attn_matmul": "attention products Q K^T, softmax, A V; bias tables (sections 4, 5)",
-               "shrink": "shrink attentions (section 7)", "mlp": "MLPs (section 6)", "head": "the two heads (section 8)"}
+               "shrink": "shrink attentions (section 7)", "mlp": "MLPs (section 6)",
+               "head": "the two heads (section 8)"}
 
 
 def costs_table(variant: str) -> str:

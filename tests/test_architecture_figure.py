@@ -47,7 +47,8 @@ def test_figure_labels_are_the_variants_widths_heads_and_depths(variant):
         assert f"N = {heads} heads, D = {want['D']}, d = {d}" in text
     assert want["stem"] in text and "14x14 = 196 tokens" in text and "4x4 = 16 tokens" in text
     s = summary(VARIANTS[variant])
-    assert f"{display_name(VARIANTS[variant])}: {s['params'] / 1e6:.2f}M parameters, {s['flops'] / 1e6:.1f} MFLOPs" in text
+    title = f"{display_name(VARIANTS[variant])}: {s['params'] / 1e6:.2f}M parameters, {s['flops'] / 1e6:.1f} MFLOPs"
+    assert title in text
 
 
 def test_figure_follows_an_edited_config():
