@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from levit_np.export.settings import DEFAULT_OPSET, DEFAULT_SIZE, DYNAMIC, MAX_OPSET, MIN_OPSET
+from levit_np.export.settings import DEFAULT_OPSET, DYNAMIC, MAX_OPSET, MIN_OPSET
 from levit_np.model.config import VARIANTS
 
+from .inspect_options import checked_size, random_model_options, size_option
 from .options import crop_pct_option
 
 
@@ -17,16 +18,13 @@ from .options import crop_pct_option
               help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET}.")
 @click.option("--batch", "batch", default=DYNAMIC, show_default=True, metavar="N|dynamic",
               help="A fixed batch size, or 'dynamic' for a symbolic batch dimension.")
-@click.option("--size", type=(int, int), default=DEFAULT_SIZE, show_default=True, metavar="H W",
-              help="Input height and width, multiples of 16; the attention-bias tables are resampled to it.")
+@size_option
 @crop_pct_option
 @click.option("--variant", type=click.Choice(list(VARIANTS)), default=None,
               help="The variant of a PyTorch checkpoint; inferred from the tensor shapes when omitted.")
-@click.option("--random", "random_variant", default=None, metavar="VARIANT",
-              help="Export random weights of VARIANT (as levit_np.create) instead of a WEIGHTS file.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for --random.")
+@random_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print what was exported as JSON.")
-def export(weights: str | None, out: str, opset: int, batch: str, size: tuple[int, int], crop_pct: float,
+def export(weights: str | None, out: str, opset: int, batch: str, size: tuple[int, int] | None, crop_pct: float,
            variant: str | None, random_variant: str | None, seed: int, as_json: bool) -> None:
     """Export WEIGHTS (a levit-np .h5 or any checkpoint `levit convert` reads) to OUT.onnx.
 
@@ -42,9 +40,10 @@ def export(weights: str | None, out: str, opset: int, batch: str, size: tuple[in
 
     if (weights is None) == (random_variant is None):
         raise click.UsageError("give either WEIGHTS or --random VARIANT (exactly one)")
+    height, width = checked_size(size)
     try:
         cfg = get_config(random_variant) if random_variant is not None else None
-        settings = ExportSettings(opset=opset, batch=parse_batch(batch), height=size[0], width=size[1],
+        settings = ExportSettings(opset=opset, batch=parse_batch(batch), height=height, width=width,
                                   crop_pct=crop_pct)
         settings.check()
     except ValueError as e:
