@@ -19,7 +19,7 @@ import numpy as np
 
 from levit_np.model.attention_bias import gather_bias
 from levit_np.model.config import Block, LevitConfig, StemConv, blocks, stem_convs
-from levit_np.model.grid import token_grids
+from levit_np.model.grid import subsampled_side, token_grids
 from levit_np.export.settings import check_opset
 
 REDUCE_AXES_AS_INPUT = 18  # from opset 18 ReduceMean takes its axes as an input, not an attribute
@@ -122,7 +122,7 @@ def subsample(g: GraphBuilder, x: str, grid: tuple[int, int], channels: int, nam
     rows, cols = grid
     x = g.reshape(x, (rows, cols, channels), f"{name}.grid")  # (B, H, W, C)
     x = g.op("Slice", [x, g.ints((0, 0)), g.ints((rows, cols)), g.ints((1, 2)), g.ints((2, 2))], f"{name}.slice")
-    kept = ((rows + 1) // 2) * ((cols + 1) // 2)
+    kept = subsampled_side(rows) * subsampled_side(cols)
     return g.reshape(x, (kept, channels), f"{name}.tokens")  # (B, N', C)
 
 
