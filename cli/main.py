@@ -25,6 +25,7 @@ COMMANDS = {
     "profile": "levit_cli.profile:profile",
     "bench": "levit_cli.bench:bench",
     "figure": "levit_cli.figure:figure",
+    "export": "levit_cli.export:export",
 }
 
 

@@ -2,10 +2,10 @@
 
 Every backend runs in its own worker process whose thread count is fixed in its environment before NumPy,
 Numba, torch or a runtime is imported. The workers build the same model (our random weights; the PyTorch model
-is Hugging Face's LeViT holding them, and ONNX Runtime and OpenVINO run its ONNX export), check their logits
-against ours, then wait. The parent asks them in turn, round after round (the order rotating each round), to
-time batch-1 calls (latency) and batch-N calls (throughput), so slow drifts of a shared machine hit every
-backend alike. Only one worker computes at a time.
+is Hugging Face's LeViT holding them, and ONNX Runtime and OpenVINO run `levit export`'s ONNX graph of them, so
+those two rows need no PyTorch), check their logits against ours, then wait. The parent asks them in turn, round
+after round (the order rotating each round), to time batch-1 calls (latency) and batch-N calls (throughput), so
+slow drifts of a shared machine hit every backend alike. Only one worker computes at a time.
 
     python -m levit_np.perf.bench worker '{"backend": "numba", ...}'   # what the parent starts; speaks JSON lines
 """
@@ -21,14 +21,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from levit_np.export.settings import DEFAULT_OPSET
 from levit_np.perf.timing import quantiles, thread_environment, time_calls
 
 BACKENDS = ("numba", "numpy", "torch", "onnxruntime", "openvino")
 OURS = "numba"
+EXPORT_OPSET = DEFAULT_OPSET
 MARK = "@@bench "  # prefix of protocol lines on a worker's stdout (libraries may print there too)
-PACKAGES = {"torch": ("torch", "transformers"), "export": ("torch", "transformers", "onnx"),
-            "onnxruntime": ("torch", "transformers", "onnx", "onnxruntime"),
-            "openvino": ("torch", "transformers", "onnx", "openvino")}
+PACKAGES = {"torch": ("torch", "transformers"), "export": ("onnx",), "onnxruntime": ("onnx", "onnxruntime"),
+            "openvino": ("onnx", "openvino")}
 
 
 @dataclass
@@ -82,24 +83,12 @@ def _torch_model(spec: dict):
     return hf_model(cfg, random_params(cfg, spec["seed"]))
 
 
-def export_onnx(spec: dict, path: str) -> None:
-    """Write the PyTorch model as ONNX (TorchScript exporter, opset 17, dynamic batch), logits as the output."""
-    import torch
+def write_onnx(spec: dict, path: str) -> None:
+    """Write our model (the same random weights) as ONNX with levit export: opset 17, dynamic batch, no PyTorch."""
+    from levit_np.export.onnx_export import export_onnx, random_source
+    from levit_np.export.settings import ExportSettings
 
-    class Logits(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, pixel_values):
-            return self.model(pixel_values=pixel_values).logits
-
-    model = Logits(_torch_model(spec)).eval()
-    x = torch.zeros(1, 3, 224, 224)
-    with torch.no_grad():
-        torch.onnx.export(model, (x,), path, input_names=["pixel_values"], output_names=["logits"],
-                          dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
-                          opset_version=17, dynamo=False)
+    export_onnx(random_source(spec["variant"], spec["seed"]), path, ExportSettings(opset=EXPORT_OPSET))
 
 
 def make_runner(spec: dict) -> tuple[Callable, str]:
@@ -235,7 +224,7 @@ def run_bench(settings: Settings, log: Callable[[str], None] = lambda message: N
         onnx_path = os.path.join(tmp, f"{cfg.name}.onnx")
         export_problem: Optional[str] = None
         if {"onnxruntime", "openvino"} & set(settings.backends) and not missing_packages("export"):
-            log("exporting the PyTorch model to ONNX (opset 17)...")
+            log(f"exporting {cfg.name} to ONNX (levit export, opset {EXPORT_OPSET})...")
             export_problem = _export(settings, onnx_path, env)
         workers: dict[str, Worker] = {}
         try:
@@ -329,7 +318,7 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["worker"]:
         worker(json.loads(argv[1]))
     elif argv[:1] == ["export"]:
-        export_onnx(json.loads(argv[1]), argv[2])
+        write_onnx(json.loads(argv[1]), argv[2])
     else:
         raise SystemExit("usage: python -m levit_np.perf.bench worker SPEC | export SPEC PATH")
 
