@@ -39,7 +39,7 @@ def preprocessing_metadata(settings: ExportSettings) -> dict[str, str]:
 
 def model_metadata(cfg: LevitConfig, settings: ExportSettings, provenance: dict[str, str]) -> dict[str, str]:
     """All metadata entries, in a fixed order: the model, the weights' provenance, then the preprocessing."""
-    from levit_np import __version__
+    from levit_np.version import __version__
 
     batch = "dynamic" if settings.batch is None else str(settings.batch)
     entries = {

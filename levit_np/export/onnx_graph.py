@@ -202,7 +202,7 @@ def build_model(cfg: LevitConfig, folded: dict, height: int, width: int, batch: 
     """An onnx ModelProto at `opset`, with the lowest IR version that opset needs and `metadata` as metadata_props."""
     from onnx import helper
 
-    from levit_np import __version__
+    from levit_np.version import __version__
 
     graph = build_graph(cfg, folded, height, width, batch, opset)
     opsets = [helper.make_opsetid("", opset)]
