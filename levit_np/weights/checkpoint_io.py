@@ -195,8 +195,10 @@ class RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: boun
         try:
             return _ALLOWED[(module, name)]
         except (KeyError, TypeError):
+            shown = f"{module}.{name}"
+            shown = shown if len(shown) <= 100 and shown.isprintable() else brief(shown)[1:-1]
             raise CheckpointError(
-                f"refusing to load {self.filename}: it references the Python global '{module}.{name}', "
+                f"refusing to load {self.filename}: it references the Python global '{shown}', "
                 "which a weights file never needs (it may be malicious)"
             ) from None
 
@@ -219,7 +221,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: boun
             try:
                 raw = self.archive.read(info)
             except Exception as exc:
-                raise _BadRecord(f"the storage record data/{key} is corrupt ({one_line(exc)})") from None
+                raise _BadRecord(f"the storage record data/{key} is corrupt ({one_line(exc, 160)})") from None
             nbytes = numel * elem.dtype.itemsize
             if len(raw) < nbytes:
                 raise _BadRecord(f"storage record data/{key} is {len(raw)} bytes, shorter than the {nbytes} "
@@ -251,7 +253,7 @@ def _sniff(path: PathLike) -> str:
         with open(p, "rb") as f:
             head = f.read(512)
     except OSError as exc:
-        raise CheckpointError(f"cannot read {p}: {one_line(exc)}") from None
+        raise CheckpointError(f"cannot read {p}: {one_line(exc, 160)}") from None
     if not head:
         raise CheckpointError(f"{p} is empty (0 bytes), not a checkpoint")
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -276,7 +278,7 @@ def load_torch_zip(path: PathLike) -> Any:
     try:
         archive = zipfile.ZipFile(path)
     except Exception as exc:
-        raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({one_line(exc)})") from None
+        raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({one_line(exc, 160)})") from None
     with archive:
         pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if not pickles:
@@ -295,7 +297,7 @@ def load_torch_zip(path: PathLike) -> Any:
         except CheckpointError:
             raise
         except Exception as exc:
-            raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({one_line(exc)})") from None
+            raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({one_line(exc, 160)})") from None
         if byteorder != b"little":
             raise CheckpointError(f"{name} stores big-endian data (byteorder {brief(byteorder[:16])}); "
                                   "only little-endian checkpoints are supported")
@@ -306,7 +308,8 @@ def load_torch_zip(path: PathLike) -> Any:
         except _BadRecord as exc:
             raise CheckpointError(f"cannot read {name}: {exc}") from None
         except Exception as exc:  # UnpicklingError, EOFError, TypeError from a mangled call, MemoryError, ...
-            raise CheckpointError(f"{name} has a corrupt data.pkl ({type(exc).__name__}: {one_line(exc)})") from None
+            detail = f"{type(exc).__name__}: {one_line(exc, 160)}"
+            raise CheckpointError(f"{name} has a corrupt data.pkl ({detail})") from None
 
 
 def _read_safetensors(path: PathLike) -> dict[str, np.ndarray]:
@@ -325,7 +328,7 @@ def _read_safetensors(path: PathLike) -> dict[str, np.ndarray]:
                 else:
                     out[key] = None  # type: ignore[assignment]  # placeholder keeps header order
     except Exception as exc:
-        raise CheckpointError(f"{name} has a corrupt safetensors header ({one_line(exc)})") from None
+        raise CheckpointError(f"{name} has a corrupt safetensors header ({one_line(exc, 160)})") from None
     try:
         from safetensors import safe_open
 
@@ -334,7 +337,7 @@ def _read_safetensors(path: PathLike) -> dict[str, np.ndarray]:
                 if value is None:
                     out[key] = np.array(st.get_tensor(key), copy=True)
     except Exception as exc:
-        raise CheckpointError(f"cannot read safetensors file {name}: {one_line(exc)}") from None
+        raise CheckpointError(f"cannot read safetensors file {name}: {one_line(exc, 160)}") from None
     return out
 
 
