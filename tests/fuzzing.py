@@ -26,7 +26,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 
 from levit_np.errors import LevitError
@@ -123,7 +123,9 @@ def assert_reader_contract(read: Callable[[], Any], input_bytes: int = 0, memory
     faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
     try:
         result = read()
+        event("read")  # `pytest --hypothesis-show-statistics` shows how many cases were read and refused
     except LevitError as exc:
+        event(f"refused: {type(exc).__name__}")
         message = str(exc)
         assert message.strip(), f"{type(exc).__name__} without a message"
         assert "\n" not in message and "\r" not in message, f"a multi-line message: {message!r}"

@@ -207,3 +207,14 @@ def test_fuzz_storage_record_lengths(tmp_path_factory, declared, stored, deflate
         np.testing.assert_array_equal(result["t"], np.arange(declared, dtype="<f4") * 0.5)
     else:
         assert result is None
+
+
+def test_bool_bytes_read_as_true_or_false(tmp_path):
+    """Found by fuzzing the safetensors reader: a bool byte other than 0/1 gave a NumPy bool that is neither
+    True nor False; both readers now read any non-zero byte as True."""
+    pkl = _dict_pickle({"m": _tensor("BoolStorage", "0", 3, 0, (3,), (1,))})
+    path = tmp_path / "bools.pth"
+    path.write_bytes(_zip(pkl, data__0=b"\x00\x01\x5f"))
+    mask = read_state_dict(path)["m"]
+    np.testing.assert_array_equal(mask == True, [False, True, True])  # noqa: E712 (the point of the test)
+    assert mask.view(np.uint8).tolist() == [0, 1, 1]

@@ -139,7 +139,13 @@ def _tensor(storage: Any, elem: _Elem, offset: Any, size: Any, stride: Any) -> n
         out = np.lib.stride_tricks.as_strided(flat[offset:], size, strides, writeable=False).copy()
     if elem.bf16:  # bfloat16 is the top half of a float32
         out = (out.astype(np.uint32) << 16).view(np.float32)
-    return out
+    return _canonical_bool(out)
+
+
+def _canonical_bool(array: np.ndarray) -> np.ndarray:
+    """A bool array whose bytes are all 0 or 1: a file's bool byte 0x5f would be a NumPy bool that is neither
+    True nor False (`a == True` is False for it)."""
+    return array.view(np.uint8) != 0 if array.dtype == np.bool_ else array
 
 
 def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any, *_: Any) -> np.ndarray:
@@ -335,7 +341,7 @@ def _read_safetensors(path: PathLike) -> dict[str, np.ndarray]:
         with safe_open(name, framework="np") as st:
             for key, value in out.items():
                 if value is None:
-                    out[key] = np.array(st.get_tensor(key), copy=True)
+                    out[key] = _canonical_bool(np.array(st.get_tensor(key), copy=True))
     except Exception as exc:
         raise CheckpointError(f"cannot read safetensors file {name}: {one_line(exc, 160)}") from None
     return out
