@@ -61,40 +61,58 @@ INTERESTING = [b"\x00", b"\xff", b"\x7f", b"\x80", b"\x00\x00\x00\x00", b"\xff\x
                b"\x00\x00\x00\x80", b"\xff" * 8, b"\x00" * 8, b"\xff\xff\xff\xff\xff\xff\xff\x7f"]
 
 
+class Edits(tuple):
+    """A list of byte edits, applied by `apply`; its repr stays short where the bytes it edits would not."""
+
+    def apply(self, data: bytes) -> bytes:
+        out = bytearray(data)
+        for kind, at, arg in self:
+            at = min(at, max(0, len(out) - 1))
+            if kind == "flip" and out:
+                out[at] ^= 1 << arg
+            elif kind == "write":
+                out[at:at + len(arg)] = arg
+            elif kind == "delete":
+                del out[at:at + arg]
+            elif kind == "duplicate":
+                out[at:at] = out[at:at + arg]
+            elif kind == "truncate":
+                del out[at:]
+        return bytes(out)
+
+
 @st.composite
-def mutated(draw, data: bytes, regions: Sequence[tuple[int, int]] | None = None, most: int = 6) -> bytes:
-    """`data` after 1..`most` random edits: bit flips, byte and word overwrites with boundary values, random
-    bytes, deletions, duplications and one optional truncation. `regions` (start, end) pairs focus the edits
-    (e.g. on a file's metadata rather than its tensor bytes); edits land anywhere when it is None."""
-    out = bytearray(data)
+def edits(draw, size: int, regions: Sequence[tuple[int, int]] | None = None, most: int = 6) -> Edits:
+    """1..`most` random edits of a `size`-byte file: bit flips, byte and word overwrites with boundary values,
+    random bytes, deletions, duplications, and (one case in five) a truncation. `regions` (start, end) pairs
+    focus the edits (e.g. on a file's metadata rather than its tensor bytes); they land anywhere when None."""
 
     def position() -> int:
         if regions and draw(st.integers(0, 9)) > 0:  # 90% inside the regions, the rest anywhere
             start, end = draw(st.sampled_from(list(regions)))
-            return draw(st.integers(start, max(start, min(end, len(out)) - 1)))
-        return draw(st.integers(0, max(0, len(out) - 1)))
+            return draw(st.integers(start, max(start, end - 1)))
+        return draw(st.integers(0, max(0, size - 1)))
 
+    out = []
     for _ in range(draw(st.integers(1, most))):
-        if not out:
-            break
         kind = draw(st.sampled_from(["flip", "flip", "flip", "word", "random", "delete", "duplicate"]))
         at = position()
         if kind == "flip":
-            out[at] ^= 1 << draw(st.integers(0, 7))
+            out.append(("flip", at, draw(st.integers(0, 7))))
         elif kind == "word":
-            word = draw(st.sampled_from(INTERESTING))
-            out[at:at + len(word)] = word
+            out.append(("write", at, draw(st.sampled_from(INTERESTING))))
         elif kind == "random":
-            chunk = draw(st.binary(min_size=1, max_size=16))
-            out[at:at + len(chunk)] = chunk
-        elif kind == "delete":
-            del out[at:at + draw(st.integers(1, 16))]
+            out.append(("write", at, draw(st.binary(min_size=1, max_size=16))))
         else:
-            length = draw(st.integers(1, 64))
-            out[at:at] = out[at:at + length]
-    if draw(st.integers(0, 4)) == 0:  # 20%: truncated somewhere
-        del out[draw(st.integers(0, len(out))):]
-    return bytes(out)
+            out.append((kind, at, draw(st.integers(1, 16 if kind == "delete" else 64))))
+    if draw(st.integers(0, 4)) == 0:
+        out.append(("truncate", draw(st.integers(0, size)), None))
+    return Edits(out)
+
+
+def mutated(data: bytes, regions: Sequence[tuple[int, int]] | None = None, most: int = 6):
+    """`data` after `edits` (for small files, where hypothesis may print the mutated bytes themselves)."""
+    return edits(len(data), regions, most).map(lambda e: e.apply(data))
 
 
 def write_case(tmp_path_factory, name: str, data: bytes) -> Path:
