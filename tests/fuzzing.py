@@ -26,7 +26,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, currently_in_test_context, event, settings
 from hypothesis import strategies as st
 
 from levit_np.errors import LevitError
@@ -141,9 +141,9 @@ def assert_reader_contract(read: Callable[[], Any], input_bytes: int = 0, memory
     faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
     try:
         result = read()
-        event("read")  # `pytest --hypothesis-show-statistics` shows how many cases were read and refused
+        _event("read")
     except LevitError as exc:
-        event(f"refused: {type(exc).__name__}")
+        _event(f"refused: {type(exc).__name__}")
         message = str(exc)
         assert message.strip(), f"{type(exc).__name__} without a message"
         assert "\n" not in message and "\r" not in message, f"a multi-line message: {message!r}"
@@ -157,3 +157,9 @@ def assert_reader_contract(read: Callable[[], Any], input_bytes: int = 0, memory
     limit = memory_factor * input_bytes + MEMORY_SLACK
     assert peak <= limit, f"the reader allocated {peak / 2**20:.1f} MiB, more than {limit / 2**20:.1f} MiB"
     return result
+
+
+def _event(name: str) -> None:
+    """Counted by `pytest --hypothesis-show-statistics`: how many cases were read and refused."""
+    if currently_in_test_context():
+        event(name)
