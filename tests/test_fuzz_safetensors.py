@@ -101,7 +101,10 @@ def _value(entry: dict, payload: bytes):
     count = int(np.prod(shape, dtype=object))
     if count > MAX_TENSOR_ELEMENTS or end - start != count * np.dtype(DTYPES[dtype]).itemsize:
         return None
-    value = np.frombuffer(payload[start:end], dtype=DTYPES[dtype]).reshape(shape)
+    try:
+        value = np.frombuffer(payload[start:end], dtype=DTYPES[dtype]).reshape(shape)
+    except ValueError:  # an empty shape NumPy cannot represent, e.g. [0, 2**63]
+        return None
     if dtype == "BOOL":  # any non-zero byte is True
         return value.view(np.uint8) != 0
     return (value.astype(np.uint32) << 16).view(np.float32) if dtype == "BF16" else value

@@ -224,6 +224,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: boun
             except KeyError:
                 raise _BadRecord(f"the storage record data/{key} is missing") from None
             self._check_size(key, numel, elem, info.file_size)
+            _check_within_file(info, self.archive)
             try:
                 raw = self.archive.read(info)
             except Exception as exc:
@@ -246,6 +247,16 @@ class RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: boun
         if self.bytes_read > MAX_CHECKPOINT_BYTES:
             raise _BadRecord(f"its storage records hold more than {MAX_CHECKPOINT_BYTES >> 30} GiB "
                              "(MAX_CHECKPOINT_BYTES)")
+
+
+def _check_within_file(info: zipfile.ZipInfo, archive: zipfile.ZipFile) -> None:
+    """A record's compressed bytes must lie inside the archive: zipfile reads a record by its declared
+    compressed size, and Python's file read allocates that many bytes before reading (a 2 kB file could claim
+    gigabytes)."""
+    size = archive.fp.seek(0, os.SEEK_END) if archive.fp is not None else 0
+    if info.header_offset + info.compress_size > size:
+        raise _BadRecord(f"record {brief(info.filename)} claims {info.compress_size} bytes at offset "
+                         f"{info.header_offset}, past the end of the {size}-byte file")
 
 
 def _sniff(path: PathLike) -> str:
@@ -290,6 +301,11 @@ def load_torch_zip(path: PathLike) -> Any:
         if not pickles:
             raise CheckpointError(f"{name} is a zip archive but not a PyTorch checkpoint: it has no <folder>/data.pkl")
         prefix = pickles[0][: -len("data.pkl")]
+        try:
+            for record in archive.infolist():
+                _check_within_file(record, archive)
+        except _BadRecord as exc:
+            raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({exc})") from None
         if archive.getinfo(pickles[0]).file_size > MAX_PICKLE_BYTES:
             raise CheckpointError(f"{name}: its data.pkl claims {archive.getinfo(pickles[0]).file_size} bytes, more "
                                   f"than the {MAX_PICKLE_BYTES >> 20} MiB a checkpoint's pickle may have "
