@@ -1,9 +1,11 @@
 """Exceptions for user-facing failures: the CLI prints their message on one line and exits non-zero."""
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception's text with all white space folded, for one-line messages (its type if it has no text)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+def one_line(exc: BaseException, most: int = 0) -> str:
+    """An exception's text with all white space folded, for one-line messages (its type if it has no text);
+    cut to `most` characters when given (library messages about a damaged file can quote the file's bytes)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[: most - 3] + "..." if 0 < most < len(text) else text
 
 
 class LevitError(Exception):

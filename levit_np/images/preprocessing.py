@@ -156,6 +156,16 @@ def open_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     return img
 
 
+def check_resized_size(image_size: tuple[int, int], short: int, name: str = "image") -> None:
+    """Refuse an image whose aspect ratio is so extreme that resizing its shorter side to `short` would make
+    more than DEFAULT_MAX_PIXELS pixels (a 1 x 32768 image would become 256 x 8388608, 6 GiB): the
+    decompression-bomb guard for the resize step."""
+    w, h = resized_shape(image_size, short)
+    if w * h > DEFAULT_MAX_PIXELS:
+        raise ImageError(f"{name}: refusing to resize, aspect ratio too extreme ({image_size[0]}x{image_size[1]} "
+                         f"would become {w}x{h} = {w * h} pixels > {DEFAULT_MAX_PIXELS})")
+
+
 # ---------------------------------------------------------------------------------------------- the transform
 
 
@@ -247,6 +257,7 @@ def preprocess(
         except Exception as exc:  # a malformed EXIF block
             raise ImageError(f"{name}: cannot apply EXIF orientation ({one_line(exc)})") from None
     img = to_rgb(img, name=name)
+    check_resized_size(img.size, short, name)
     img = resize_shorter_side(img, short)
     img = center_crop(img, size)
     return to_normalized_array(img)
@@ -297,6 +308,7 @@ def preprocess_hw(image, height: int, width: int, crop_pct: float = 0.875) -> np
         image = open_image(image)
     img = to_rgb(image)
     short = cover_short_side(img.size, resize_size(height, crop_pct), resize_size(width, crop_pct))
+    check_resized_size(img.size, short)
     img = resize_shorter_side(img, short)
     img = img.crop(center_crop_box(img.size, height, width))
     return to_normalized_array(img)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+import levit_np.kernels.cache  # noqa: F401  (first: compiled kernels cached by a hash of their sources)
+
 # FMA contraction only: a*b+c rounds once instead of twice (at least as accurate). No other fast-math flag.
 FASTMATH = {"contract"}
 

@@ -12,19 +12,20 @@ or the file stem):
 - ``<top>/byteorder`` (``little`` or ``big``; absent in old files, which are little-endian), ``<top>/version``.
 
 Pickles can call any Python global, so this module unpickles ``data.pkl`` with an allowlist: the few globals a state
-dict references are mapped to small functions here that build NumPy arrays; anything else is refused.
+dict references are mapped to small functions here that build NumPy arrays; anything else is refused
+(docs/security.md lists each entry and why it is safe). The unpickler is Python's pure-Python one: it reads a
+string or bytes record only as far as the data goes and keeps its memo in a dict, where the C unpickler first
+allocates whatever length or memo index a crafted stream declares (4 GiB from a 9-byte record).
+Every size the file claims is checked against `levit_np.weights.limits` before memory is allocated.
 
-safetensors format: an 8-byte little-endian header length, a JSON header ``{name: {dtype, shape, data_offsets}}``,
-then the raw tensor bytes. It is read with the ``safetensors`` package (bfloat16, which NumPy lacks, by hand).
+safetensors files are read by `levit_np.weights.safetensors_file`.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
-import struct
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -33,6 +34,8 @@ from typing import Any
 import numpy as np
 
 from levit_np.errors import CheckpointError, one_line
+from levit_np.weights.limits import (MAX_CHECKPOINT_BYTES, MAX_PICKLE_BYTES, MAX_TENSOR_ELEMENTS, LimitExceeded,
+                                     brief, check_shape)
 
 PathLike = str | os.PathLike[str]
 
@@ -115,7 +118,12 @@ def _tensor(storage: Any, elem: _Elem, offset: Any, size: Any, stride: Any) -> n
         raise _BadRecord("a tensor record does not point at a storage")
     tuples = isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)
     if not (tuples and all(type(v) is int and v >= 0 for v in (offset, *size, *stride))):
-        raise _BadRecord(f"a tensor record has a malformed size {size!r} / stride {stride!r} / offset {offset!r}")
+        raise _BadRecord(f"a tensor record has a malformed size {brief(size)} / stride {brief(stride)} / "
+                         f"offset {brief(offset)}")
+    try:
+        check_shape(size, f"a tensor record of shape {brief(size)}")  # a stride-0 view could claim terabytes
+    except LimitExceeded as exc:
+        raise _BadRecord(str(exc)) from None
     flat = np.frombuffer(storage.raw, dtype=elem.dtype, count=len(storage.raw) // elem.dtype.itemsize)
     if 0 in size:
         out = np.zeros(size, dtype=elem.dtype)
@@ -124,11 +132,17 @@ def _tensor(storage: Any, elem: _Elem, offset: Any, size: Any, stride: Any) -> n
         if needed > flat.size:
             raise _BadRecord(f"storage record data/{storage.key} holds {flat.size} {elem} values, shorter than "
                              f"the {needed} a tensor of shape {tuple(size)} at offset {offset} needs")
-        strides = tuple(s * elem.dtype.itemsize for s in stride)
+        strides = tuple(0 if n == 1 else s * elem.dtype.itemsize for n, s in zip(size, stride))
         out = np.lib.stride_tricks.as_strided(flat[offset:], size, strides, writeable=False).copy()
     if elem.bf16:  # bfloat16 is the top half of a float32
         out = (out.astype(np.uint32) << 16).view(np.float32)
-    return out
+    return canonical_bool(out)
+
+
+def canonical_bool(array: np.ndarray) -> np.ndarray:
+    """A bool array whose bytes are all 0 or 1: a file's bool byte 0x5f would be a NumPy bool that is neither
+    True nor False (`a == True` is False for it)."""
+    return array.view(np.uint8) != 0 if array.dtype == np.bool_ else array
 
 
 def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any, *_: Any) -> np.ndarray:
@@ -171,43 +185,75 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: bounded reads (module docstring)
     """Unpickles a ``data.pkl`` allowing only the globals a state dict needs; storages come from the zip."""
 
     def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str, filename: str) -> None:
         super().__init__(io.BytesIO(data))
         self.archive, self.prefix, self.filename = archive, prefix, filename
         self.storages: dict[str, _Storage] = {}
+        self.bytes_read = 0  # storage bytes read so far, at most MAX_CHECKPOINT_BYTES
 
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED[(module, name)]
         except (KeyError, TypeError):
+            shown = f"{module}.{name}"
+            shown = shown if len(shown) <= 100 and shown.isprintable() else brief(shown)[1:-1]
             raise CheckpointError(
-                f"refusing to load {self.filename}: it references the Python global '{module}.{name}', "
+                f"refusing to load {self.filename}: it references the Python global '{shown}', "
                 "which a weights file never needs (it may be malicious)"
             ) from None
 
     def persistent_load(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] in ("storage", b"storage")):
-            raise _BadRecord(f"unknown persistent record {str(pid)[:80]!r}")
+            raise _BadRecord(f"unknown persistent record {brief(pid)}")
         _, elem, key, _location, numel = pid
-        key = key.decode("ascii") if isinstance(key, bytes) else key
-        if not isinstance(elem, _Elem) or not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
-            raise _BadRecord(f"malformed storage record {str(pid)[:80]!r}")
+        key = key.decode("ascii", "replace") if isinstance(key, bytes) else key
+        if not isinstance(elem, _Elem) or not isinstance(key, str) or type(numel) is not int or numel < 0:
+            raise _BadRecord(f"malformed storage record {brief(pid)}")
+        if not (key.isprintable() and len(key) <= 40):  # torch names storages 0, 1, 2, ...
+            raise _BadRecord(f"malformed storage key {brief(key)}")
         if key not in self.storages:
+            record = f"{self.prefix}data/{key}"
             try:
-                raw = self.archive.read(f"{self.prefix}data/{key}")
+                info = self.archive.getinfo(record)
             except KeyError:
                 raise _BadRecord(f"the storage record data/{key} is missing") from None
+            self._check_size(key, numel, elem, info.file_size)
+            _check_within_file(info, self.archive)
+            try:
+                raw = self.archive.read(info)
             except Exception as exc:
-                raise _BadRecord(f"the storage record data/{key} is corrupt ({exc})") from None
+                raise _BadRecord(f"the storage record data/{key} is corrupt ({one_line(exc, 160)})") from None
             nbytes = numel * elem.dtype.itemsize
             if len(raw) < nbytes:
                 raise _BadRecord(f"storage record data/{key} is {len(raw)} bytes, shorter than the {nbytes} "
                                  f"its {numel} {elem} values need")
             self.storages[key] = _Storage(key, raw[:nbytes], elem)
         return self.storages[key]
+
+    def _check_size(self, key: str, numel: int, elem: _Elem, record_bytes: int) -> None:
+        """Refuse a storage before reading it when it, or the checkpoint so far, is larger than the limits allow
+        (the zip's declared size: a deflated record can claim far more than the file holds)."""
+        if numel > MAX_TENSOR_ELEMENTS or record_bytes > MAX_TENSOR_ELEMENTS * elem.dtype.itemsize:
+            raise _BadRecord(f"the storage record data/{key} claims {max(numel, record_bytes // elem.dtype.itemsize)}"
+                             f" {elem} values, more than the {MAX_TENSOR_ELEMENTS:,} a tensor may have "
+                             "(MAX_TENSOR_ELEMENTS)")
+        self.bytes_read += record_bytes
+        if self.bytes_read > MAX_CHECKPOINT_BYTES:
+            raise _BadRecord(f"its storage records hold more than {MAX_CHECKPOINT_BYTES >> 30} GiB "
+                             "(MAX_CHECKPOINT_BYTES)")
+
+
+def _check_within_file(info: zipfile.ZipInfo, archive: zipfile.ZipFile) -> None:
+    """A record's compressed bytes must lie inside the archive: zipfile reads a record by its declared
+    compressed size, and Python's file read allocates that many bytes before reading (a 2 kB file could claim
+    gigabytes)."""
+    size = archive.fp.seek(0, os.SEEK_END) if archive.fp is not None else 0
+    if info.header_offset + info.compress_size > size:
+        raise _BadRecord(f"record {brief(info.filename)} claims {info.compress_size} bytes at offset "
+                         f"{info.header_offset}, past the end of the {size}-byte file")
 
 
 def _sniff(path: PathLike) -> str:
@@ -221,7 +267,7 @@ def _sniff(path: PathLike) -> str:
         with open(p, "rb") as f:
             head = f.read(512)
     except OSError as exc:
-        raise CheckpointError(f"cannot read {p}: {one_line(exc)}") from None
+        raise CheckpointError(f"cannot read {p}: {one_line(exc, 160)}") from None
     if not head:
         raise CheckpointError(f"{p} is empty (0 bytes), not a checkpoint")
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -246,20 +292,33 @@ def load_torch_zip(path: PathLike) -> Any:
     try:
         archive = zipfile.ZipFile(path)
     except Exception as exc:
-        raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({one_line(exc)})") from None
+        raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({one_line(exc, 160)})") from None
     with archive:
         pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
         if not pickles:
             raise CheckpointError(f"{name} is a zip archive but not a PyTorch checkpoint: it has no <folder>/data.pkl")
         prefix = pickles[0][: -len("data.pkl")]
         try:
+            for record in archive.infolist():
+                _check_within_file(record, archive)
+        except _BadRecord as exc:
+            raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({exc})") from None
+        if archive.getinfo(pickles[0]).file_size > MAX_PICKLE_BYTES:
+            raise CheckpointError(f"{name}: its data.pkl claims {archive.getinfo(pickles[0]).file_size} bytes, more "
+                                  f"than the {MAX_PICKLE_BYTES >> 20} MiB a checkpoint's pickle may have "
+                                  "(MAX_PICKLE_BYTES)")
+        try:
             has_byteorder = prefix + "byteorder" in archive.namelist()  # older files lack it: little-endian
+            if has_byteorder and archive.getinfo(prefix + "byteorder").file_size > 64:
+                raise CheckpointError(f"{name} has a corrupt byteorder record (larger than 64 bytes)")
             byteorder = archive.read(prefix + "byteorder").strip() if has_byteorder else b"little"
             data = archive.read(pickles[0])
+        except CheckpointError:
+            raise
         except Exception as exc:
-            raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({one_line(exc)})") from None
+            raise CheckpointError(f"{name} is a truncated or corrupt zip archive ({one_line(exc, 160)})") from None
         if byteorder != b"little":
-            raise CheckpointError(f"{name} stores big-endian data (byteorder {byteorder[:16]!r}); "
+            raise CheckpointError(f"{name} stores big-endian data (byteorder {brief(byteorder[:16])}); "
                                   "only little-endian checkpoints are supported")
         try:
             return RestrictedUnpickler(data, archive, prefix, name).load()
@@ -268,41 +327,8 @@ def load_torch_zip(path: PathLike) -> Any:
         except _BadRecord as exc:
             raise CheckpointError(f"cannot read {name}: {exc}") from None
         except Exception as exc:  # UnpicklingError, EOFError, TypeError from a mangled call, MemoryError, ...
-            raise CheckpointError(f"{name} has a corrupt data.pkl ({type(exc).__name__}: {one_line(exc)})") from None
-
-
-def _read_safetensors(path: PathLike) -> dict[str, np.ndarray]:
-    """All tensors of a safetensors file, in header order."""
-    name, size = str(path), os.path.getsize(path)
-    try:
-        with open(path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            if length > size - 8:
-                raise ValueError(f"it claims {length} bytes but the file has {size - 8} after the length")
-            header = json.loads(f.read(length))
-            if not isinstance(header, dict):
-                raise ValueError("it is not a JSON object")
-            out: dict[str, np.ndarray] = {}
-            for key, info in header.items():
-                if key != "__metadata__" and info.get("dtype") == "BF16":  # NumPy has no bfloat16: decode by hand
-                    start, end = info["data_offsets"]
-                    f.seek(8 + length + start)
-                    bits = np.frombuffer(f.read(end - start), dtype="<u2").reshape(info["shape"])
-                    out[key] = (bits.astype(np.uint32) << 16).view(np.float32)
-                elif key != "__metadata__":
-                    out[key] = None  # type: ignore[assignment]  # placeholder keeps header order
-    except Exception as exc:
-        raise CheckpointError(f"{name} has a corrupt safetensors header ({one_line(exc)})") from None
-    try:
-        from safetensors import safe_open
-
-        with safe_open(name, framework="np") as st:
-            for key, value in out.items():
-                if value is None:
-                    out[key] = np.array(st.get_tensor(key), copy=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read safetensors file {name}: {one_line(exc)}") from None
-    return out
+            detail = f"{type(exc).__name__}: {one_line(exc, 160)}"
+            raise CheckpointError(f"{name} has a corrupt data.pkl ({detail})") from None
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -316,7 +342,9 @@ def read_state_dict(path: PathLike) -> dict[str, np.ndarray]:
     ``'model'``, else ``'state_dict'``, else ``'model_ema'``; the other top-level entries are then ignored.
     """
     if _sniff(path) == "safetensors":
-        return _read_safetensors(path)
+        from levit_np.weights.safetensors_file import read_safetensors
+
+        return read_safetensors(path)
     obj = load_torch_zip(path)
     if _is_state_dict(obj):
         return dict(obj)

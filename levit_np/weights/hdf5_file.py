@@ -8,14 +8,15 @@ Layout (format version 1):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from levit_np.model.config import LevitConfig
-from levit_np.errors import WeightsFileError, one_line
+from levit_np.model.config import VARIANTS, LevitConfig
+from levit_np.errors import LevitError, WeightsFileError, one_line
 from levit_np.weights.fileio import atomic_output
 from levit_np.model.params import param_shapes
 
@@ -54,37 +55,78 @@ def write_weights(path: str | os.PathLike, cfg: LevitConfig, params: dict[str, n
 
 
 def read_weights(path: str | os.PathLike) -> tuple[WeightsInfo, dict[str, np.ndarray]]:
-    """Read and validate a weights file: format, version, config, and every tensor's presence and shape."""
-    try:
-        with _open(path) as f:
-            info = _read_info(path, f)
-            group = f.get("params")
-            if group is None:
-                raise WeightsFileError(f"{path}: no /params group; not a levit-np weights file")
-            params = {name: np.asarray(group[name][()]) for name in group}
-    except (OSError, KeyError) as e:
-        raise WeightsFileError(f"cannot read weights file {path}: {one_line(e)}") from None
-    try:
-        check_params(info.config, params)
-    except ValueError as e:
-        raise WeightsFileError(f"{path}: {e}") from None
+    """Read and validate a weights file: format, version, config, and every tensor's presence, shape and dtype
+    (all checked before any tensor is read, so a file cannot make us allocate more than its model needs)."""
+    with _reading(path) as f:
+        info, datasets = _validated(path, f)
+        params = {name: _read_dataset(ds) for name, ds in datasets.items()}
     return info, params
 
 
 def read_info(path: str | os.PathLike) -> tuple[WeightsInfo, dict[str, tuple]]:
     """The attributes and {name: (shape, dtype)} of a weights file, without reading the tensors."""
+    with _reading(path) as f:
+        info, datasets = _validated(path, f)
+        shapes = {name: (ds.shape, str(ds.dtype)) for name, ds in datasets.items()}
+    return info, shapes
+
+
+@contextlib.contextmanager
+def _reading(path: str | os.PathLike):
+    """The open h5py.File; any failure inside HDF5 (h5py raises RuntimeError, OSError, KeyError, ValueError,
+    TypeError ... on damaged metadata) becomes a WeightsFileError that says what the file is and what to do."""
+    f = _open(path)
     try:
-        with _open(path) as f:
-            info = _read_info(path, f)
-            group = f.get("params", {})
-            shapes = {name: (group[name].shape, str(group[name].dtype)) for name in group}
-    except OSError as e:
-        raise WeightsFileError(f"cannot read weights file {path}: {one_line(e)}") from None
+        with f:
+            yield f
+    except LevitError:
+        raise
+    except Exception as e:
+        raise WeightsFileError(f"{path} is not a readable levit-np weights file: it is corrupt or truncated "
+                               f"({type(e).__name__}: {one_line(e, 160)}); convert its checkpoint again with "
+                               "`levit convert`") from None
+
+
+def _validated(path, f) -> tuple[WeightsInfo, dict]:
+    """The file's info and {canonical name: h5py DatasetID}, every dataset checked against the config.
+
+    HDF5's low-level calls (h5py.h5l, h5o, h5d): the high-level wrappers cost a millisecond per dataset."""
+    import h5py
+
+    info = _read_info(path, f)
+    if f.id.links.get_info(b"params").type != h5py.h5l.TYPE_HARD if "params" in f else True:
+        raise WeightsFileError(f"{path}: no /params group; not a levit-np weights file")
+    group = f["params"]
+    if not isinstance(group, h5py.Group):
+        raise WeightsFileError(f"{path}: /params is not a group; not a levit-np weights file")
+    datasets = {}
+    for name in group:
+        key = name.encode()
+        if group.id.links.get_info(key).type != h5py.h5l.TYPE_HARD:  # a soft link, or an external file
+            raise WeightsFileError(f"{path}: /params/{_short(name)} is a link; a weights file holds its tensors")
+        ds = h5py.h5o.open(group.id, key)
+        stored_here = isinstance(ds, h5py.h5d.DatasetID) and ds.get_create_plist().get_external_count() == 0 \
+            and ds.get_create_plist().get_layout() != h5py.h5d.VIRTUAL
+        if not stored_here:
+            raise WeightsFileError(f"{path}: /params/{_short(name)} is not a dataset stored in the file")
+        if ds.dtype != np.float32:
+            raise WeightsFileError(f"{path}: /params/{_short(name)} has dtype {_short(str(ds.dtype))}, "
+                                   "expected float32")
+        datasets[name] = ds
     try:
-        check_params(info.config, {name: np.empty(shape, np.uint8) for name, (shape, _) in shapes.items()})
+        check_shapes(info.config, {name: ds.shape for name, ds in datasets.items()})
     except ValueError as e:
         raise WeightsFileError(f"{path}: {e}") from None
-    return info, shapes
+    return info, datasets
+
+
+def _read_dataset(ds) -> np.ndarray:
+    """The float32 values of a validated dataset (its shape already checked against the config)."""
+    import h5py
+
+    out = np.empty(ds.shape, np.float32)
+    ds.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+    return out
 
 
 def _open(path: str | os.PathLike):
@@ -99,32 +141,59 @@ def _open(path: str | os.PathLike):
         raise WeightsFileError(f"{path} is a directory, not a weights file")
     if not is_hdf5(path):
         raise WeightsFileError(f"{path} is not an HDF5 file (expected a .h5 written by `levit convert`)")
-    return h5py.File(path, "r")
+    try:
+        return h5py.File(path, "r")
+    except Exception as e:
+        raise WeightsFileError(f"{path} is not a readable levit-np weights file: it is corrupt or truncated "
+                               f"({one_line(e, 160)}); convert its checkpoint again with `levit convert`") from None
 
 
 def _read_info(path, f) -> WeightsInfo:
-    attrs = {key: _plain(value) for key, value in f.attrs.items()}
+    attrs = {}
+    for key in f.attrs:
+        value = _plain(f.attrs[key])
+        if not isinstance(value, (str, int, float)):
+            raise WeightsFileError(f"{path}: attribute {_short(key)} is a {type(value).__name__}, not a string "
+                                   "or number; not a levit-np weights file")
+        attrs[key] = value
     if attrs.get("format") != FORMAT:
         raise WeightsFileError(f"{path} is an HDF5 file but not a levit-np weights file (no format='{FORMAT}')")
-    version = int(attrs.get("format_version", -1))
-    if version != FORMAT_VERSION:
-        raise WeightsFileError(f"{path} has format version {version}; this levit-np reads version {FORMAT_VERSION}")
+    version = attrs.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise WeightsFileError(f"{path} has format version {_short(version)}; this levit-np reads version "
+                               f"{FORMAT_VERSION}")
     try:
         cfg = LevitConfig.from_dict(json.loads(attrs["config"]))
     except (KeyError, ValueError, TypeError) as e:
-        raise WeightsFileError(f"{path}: unreadable config attribute ({e})") from None
+        raise WeightsFileError(f"{path}: unreadable config attribute ({one_line(e, 160)})") from None
+    known = VARIANTS.get(cfg.name) if isinstance(cfg.name, str) else None
+    if cfg != known:  # only the released variants are written (and their tensor tables are bounded)
+        raise WeightsFileError(f"{path}: its config attribute is not that of a released LeViT variant "
+                               f"({', '.join(VARIANTS)}); convert its checkpoint again with `levit convert`")
     return WeightsInfo(cfg, version, attrs)
 
 
 def check_params(cfg: LevitConfig, params: dict[str, np.ndarray]) -> None:
     """Every expected tensor present with its shape, nothing extra; all problems in one ValueError."""
+    check_shapes(cfg, {name: np.shape(value) for name, value in params.items()})
+
+
+def check_shapes(cfg: LevitConfig, shapes: dict[str, tuple]) -> None:
+    """As `check_params`, from the tensors' shapes alone."""
     expected = param_shapes(cfg)
-    problems = [f"missing {name}" for name in expected if name not in params]
-    problems += [f"unexpected {name}" for name in params if name not in expected]
-    problems += [f"{name} has shape {tuple(params[name].shape)}, expected {shape}"
-                 for name, shape in expected.items() if name in params and tuple(params[name].shape) != shape]
+    problems = [f"missing {name}" for name in expected if name not in shapes]
+    problems += [f"unexpected {_short(name)}" for name in shapes if name not in expected]
+    problems += [f"{name} has shape {tuple(shapes[name])}, expected {shape}"
+                 for name, shape in expected.items() if name in shapes and tuple(shapes[name]) != shape]
     if problems:
         raise ValueError(f"{len(problems)} problem(s) with the {cfg.name} tensors: " + summarize(problems))
+
+
+def _short(value) -> str:
+    """A name or value from the file, bounded and on one line, for an error message."""
+    from levit_np.weights.limits import brief
+
+    return value if isinstance(value, str) and value.isprintable() and len(value) <= 80 else brief(value)
 
 
 def summarize(problems: list[str], most: int = 12) -> str:
@@ -134,8 +203,9 @@ def summarize(problems: list[str], most: int = 12) -> str:
 
 
 def _plain(value):
+    """An attribute as a Python str/int/float when it is one (h5py gives bytes, NumPy scalars or arrays)."""
     if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic) and value.dtype.kind in "iuf":
         return value.item()
     return value

@@ -12,12 +12,18 @@ with `convert_checkpoint`, which writes the `.h5` atomically. The `.pth` itself 
 Any failure (offline, HTTP error, short read, checksum mismatch) raises `WeightsUnavailable`, whose one-line
 message names the URL and the `levit convert` command that does the job by hand; nothing is left in the cache.
 
+Processes that fetch the same model at once (two `levit predict --model NAME` started together) take turns on
+a lock file, `<cache>/.<variant>.h5.lock` (POSIX `flock`, released by the system even if a process dies): the
+first downloads and converts, the others wait and then find the cached file. Without `fcntl` (Windows) there is
+no lock and both may download, still safely: each writes its own temporaries and renames a complete `.h5`.
+
 No click or rich here: download progress goes to an optional `progress(file_name, done_bytes, total_bytes)`
 callback (`total_bytes` is None when the server sends no Content-Length).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -81,20 +87,47 @@ def fetch(variant: str, progress: Optional[Progress] = None, timeout: float = TI
     ckpt = known_checkpoint(variant)
     url = source_url(variant)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as tmp:
-        downloaded = Path(tmp) / ckpt.file
-        try:
-            digest = download(url, downloaded, progress, timeout)
-        except WeightsUnavailable as e:
-            raise WeightsUnavailable(f"{e}. {remedy(variant, url)}") from None
-        if not digest.startswith(ckpt.sha256_prefix):
-            raise WeightsUnavailable(
-                f"checksum mismatch for {url}: sha256 {digest[:16]}... does not start with {ckpt.sha256_prefix} "
-                f"(damaged download or wrong file); nothing was cached. {remedy(variant, url)}")
-        from levit_np.weights.convert import convert_checkpoint
+    with cache_lock(target):
+        if target.is_file():  # another process cached it while this one waited
+            return target
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as tmp:
+            downloaded = Path(tmp) / ckpt.file
+            try:
+                digest = download(url, downloaded, progress, timeout)
+            except WeightsUnavailable as e:
+                raise WeightsUnavailable(f"{e}. {remedy(variant, url)}") from None
+            if not digest.startswith(ckpt.sha256_prefix):
+                raise WeightsUnavailable(
+                    f"checksum mismatch for {url}: sha256 {digest[:16]}... does not start with "
+                    f"{ckpt.sha256_prefix} (damaged download or wrong file); nothing was cached. "
+                    f"{remedy(variant, url)}")
+            from levit_np.weights.convert import convert_checkpoint
 
-        convert_checkpoint(downloaded, target, variant)
+            convert_checkpoint(downloaded, target, variant)
     return target
+
+
+@contextlib.contextmanager
+def cache_lock(target: Path):
+    """Hold an exclusive lock on `<cache>/.<target name>.lock` (blocking until other holders are done).
+
+    The lock file is removed on the way out so the cache stays clean. A process that was waiting on the removed
+    file still gets its lock and finds the finished target; one arriving later makes a new lock file and, if
+    the first attempt failed, may download at the same time as a waiter: safe, as every writer renames a
+    complete file into place."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock (see the module docstring)
+        yield
+        return
+    lock_path = target.parent / f".{target.name}.lock"
+    with open(lock_path, "ab") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def remedy(variant: str, url: str) -> str:
