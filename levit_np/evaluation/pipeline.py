@@ -151,8 +151,14 @@ def _worker_main(spec: ModelSpec, threads: int, job: Job, tasks, results) -> Non
     except Exception as e:  # the parent turns this into a one-line error
         results.put(("failed", _describe(e)))
         return
+    parent = os.getppid()
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            if os.getppid() != parent:  # the parent was killed: nobody will read our results
+                return
+            continue
         if task is None:
             return
         batch_id, payload = task
