@@ -21,6 +21,7 @@ COMMANDS = {
     "flops": "levit_cli.flops:flops",
     "profile": "levit_cli.profile:profile",
     "bench": "levit_cli.bench:bench",
+    "bench-eval": "levit_cli.bench_eval:bench_eval",
     "eval": "levit_cli.eval:eval_command",
 }
 

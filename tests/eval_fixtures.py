@@ -67,6 +67,16 @@ def known_dataset(folder: Path) -> KnownDataset:
     return KnownDataset(weights, pool, probabilities, labels)
 
 
+_BUILT: dict[str, KnownDataset] = {}
+
+
+def shared_known_dataset(tmp_path_factory) -> KnownDataset:
+    """`known_dataset` built once per test session, whichever eval test module asks first."""
+    if "known" not in _BUILT:
+        _BUILT["known"] = known_dataset(tmp_path_factory.mktemp("known"))
+    return _BUILT["known"]
+
+
 def image_folder(known: KnownDataset, root: Path) -> Path:
     """The photos as an ImageFolder: each in the folder of its label's wnid."""
     for path, index in zip(known.pool, known.labels):

@@ -16,7 +16,7 @@ from levit_np.evaluation.datasets import DatasetError, Dataset, Sample, limited,
 from levit_np.images.labels import wnid
 from levit_cli.main import cli
 
-from eval_fixtures import EXPECTED_TOP1, EXPECTED_TOP5, RANKS, image_folder, known_dataset, reference_top5
+from eval_fixtures import EXPECTED_TOP1, EXPECTED_TOP5, RANKS, image_folder, shared_known_dataset, reference_top5
 
 PROB_ATOL = 1e-5  # probabilities of two float32 forward passes
 
@@ -30,7 +30,7 @@ def run(*args: str):
 
 @pytest.fixture(scope="module")
 def known(tmp_path_factory):
-    return known_dataset(tmp_path_factory.mktemp("known"))
+    return shared_known_dataset(tmp_path_factory)
 
 
 def read_jsonl(path: Path) -> list[dict]:

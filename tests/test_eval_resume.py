@@ -17,14 +17,14 @@ from click.testing import CliRunner
 from levit_np.evaluation.results import PredictionLog, ResumeError
 from levit_cli.main import cli
 
-from eval_fixtures import EXPECTED_TOP1, EXPECTED_TOP5, RANKS, image_folder, known_dataset
+from eval_fixtures import EXPECTED_TOP1, EXPECTED_TOP5, RANKS, image_folder, shared_known_dataset
 
 KILL_TIMEOUT = 120.0  # seconds to wait for the first finished batch
 
 
 @pytest.fixture(scope="module")
 def known(tmp_path_factory):
-    return known_dataset(tmp_path_factory.mktemp("known"))
+    return shared_known_dataset(tmp_path_factory)
 
 
 def images_in(path: Path) -> list[str]:
@@ -59,7 +59,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(known, tmp_path):
     with open(predictions, "ab") as f:  # what a kill in the middle of a write leaves behind
         f.write(b'{"image":"' + done[0].encode() + b'","label":3,"top5":[1,2')
 
-    resumed = evaluate_json(*common, "--workers", "1", "--predictions", str(predictions), "--resume")
+    resumed = evaluate_json(*common, "--workers", "0", "--predictions", str(predictions), "--resume")
     assert resumed["resumed"] == len(done)
     for key in ("top1", "top5", "images", "errors"):
         assert resumed[key] == whole[key], key

@@ -84,3 +84,11 @@ def evaluate_batch(model, items: list[tuple[str, str, int]], preprocessing: Prep
         else:
             records.append({"image": name, "label": label, "error": errors[i]})
     return records
+
+
+def classify_job(model, payload) -> list:
+    """The job of `levit predict`'s workers: (paths, k, crop_pct, raise_unexpected) -> ImageResults, in order."""
+    from levit_np.images.classify import classify_batch
+
+    paths, k, crop_pct, raise_unexpected = payload
+    return classify_batch(model, paths, k=k, crop_pct=crop_pct, raise_unexpected=raise_unexpected)

@@ -187,3 +187,22 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def classify_in_workers(spec: ModelSpec, paths: list[str], *, k: int, batch_size: int, crop_pct: float,
+                        workers: Optional[int] = None, threads: int = 1,
+                        on_progress: Optional[Callable[[int, int], None]] = None,
+                        raise_unexpected: bool = False) -> Iterator:
+    """`levit_np.images.classify.classify` in worker processes: one ImageResult per path, in input order."""
+    from levit_np.evaluation.engine import classify_job
+
+    chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+    payloads = ((i, (chunk, k, crop_pct, raise_unexpected)) for i, chunk in enumerate(chunks))
+    done = 0
+    finished = run_batches(spec, classify_job, payloads, workers=choose_workers(len(chunks), threads, workers),
+                           threads=threads)
+    for results in ordered(finished):
+        done += len(results)
+        if on_progress is not None:
+            on_progress(done, len(paths))
+        yield from results
