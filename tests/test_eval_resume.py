@@ -1,10 +1,10 @@
 """`levit eval --predictions --resume`: a run SIGKILLed mid-way, resumed, gives an uninterrupted run's numbers,
-with every image in the predictions file exactly once; a torn last line is dropped, never read."""
+with every image in the predictions file exactly once; a torn last line is dropped, never read; the killed
+run leaves no worker processes behind."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -38,21 +38,26 @@ def evaluate_json(*args: str) -> dict:
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(known, tmp_path):
+    """Also: the killed run's worker processes notice their parent is gone and exit."""
+    psutil = pytest.importorskip("psutil")
     data = image_folder(known, tmp_path / "val")
     common = [str(data), "--weights", str(known.weights), "--batch-size", "1", "--backend", "numpy"]
     whole = evaluate_json(*common, "--workers", "0", "--predictions", str(tmp_path / "whole.jsonl"))
 
     predictions = tmp_path / "killed.jsonl"
-    command = [sys.executable, "-c", "from levit_cli.main import main; main()", "eval", *common, "--workers", "1",
+    command = [sys.executable, "-c", "from levit_cli.main import main; main()", "eval", *common, "--workers", "2",
                "--predictions", str(predictions)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + KILL_TIMEOUT
+    deadline, workers = time.monotonic() + KILL_TIMEOUT, []
     while time.monotonic() < deadline and process.poll() is None:
+        workers = psutil.Process(process.pid).children(recursive=True) or workers
         if predictions.exists() and predictions.read_bytes().count(b"\n") >= 2:
             break
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    _gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert workers and not alive, f"{len(alive)} of {len(workers)} worker processes outlived their killed parent"
     done = images_in(predictions)
     print(f"killed after {len(done)} of {len(RANKS)} images")
     assert 2 <= len(done) < len(RANKS)
@@ -84,26 +89,3 @@ def test_existing_predictions_need_resume_and_foreign_files_are_refused(tmp_path
     (tmp_path / "garbage.jsonl").write_text("hello\nworld\n")
     with pytest.raises(ResumeError, match="line 1 is not JSON"):
         PredictionLog.open(tmp_path / "garbage.jsonl", resume=True)
-
-
-def test_workers_exit_when_their_parent_is_killed(known, tmp_path):
-    """A SIGKILLed `levit eval` leaves no worker processes behind."""
-    psutil = pytest.importorskip("psutil")
-    data = image_folder(known, tmp_path / "val")
-    predictions = tmp_path / "p.jsonl"
-    command = [sys.executable, "-c", "from levit_cli.main import main; main()", "eval", str(data), "--weights",
-               str(known.weights), "--batch-size", "1", "--backend", "numpy", "--workers", "2",
-               "--predictions", str(predictions)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + KILL_TIMEOUT
-    children = []
-    while time.monotonic() < deadline and process.poll() is None:
-        children = psutil.Process(process.pid).children(recursive=True)
-        if predictions.exists() and predictions.read_bytes().count(b"\n") >= 1:
-            break
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert children, "no worker processes were seen"
-    gone, alive = psutil.wait_procs(children, timeout=10)
-    assert not alive, f"{len(alive)} worker(s) outlived their parent"
