@@ -53,7 +53,8 @@ def run_job(job: Callable[[Any, Any], Any], payload: Any) -> Any:
     return job(worker_model(), payload)
 
 
-def describe_model(_ignored: int = 0) -> dict:
+def describe_model() -> dict:
+    """A task: `model_facts` of the worker's model."""
     return model_facts(worker_model())
 
 
