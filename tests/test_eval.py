@@ -182,3 +182,32 @@ def test_class_map_gives_folders_their_classes(known, tmp_path):
     with pytest.raises(DatasetError, match="not ImageNet-1k wnids"):
         (tmp_path / "bad_map.txt").write_text("n01440764\nnot_a_wnid\n")
         open_dataset(named, class_map=tmp_path / "bad_map.txt")
+
+
+def test_predict_on_many_images_uses_the_worker_pipeline_in_input_order(known, tmp_path):
+    """Four batches or more: `levit predict` classifies in worker processes; same results, same order."""
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    images = [str(p) for p in known.pool[:4]] + [str(broken)] + [str(p) for p in known.pool[4:]]
+    outputs = {}
+    for workers in ("default", "0"):
+        extra = [] if workers == "default" else ["--workers", workers]
+        result = CliRunner().invoke(cli, ["predict", "--weights", str(known.weights), "--json", "-b", "2", "-k", "5",
+                                          *extra, *images])
+        assert result.exit_code == 1, result.output  # the broken image
+        outputs[workers] = json.loads(result.stdout)
+    parallel, serial = outputs["default"], outputs["0"]
+    assert [e["image"] for e in parallel] == images == [e["image"] for e in serial]
+    assert "error" in parallel[4] and "error" in serial[4]
+    for a, b in zip(parallel, serial):
+        if "error" in a:
+            continue
+        assert [p["index"] for p in a["predictions"]] == [p["index"] for p in b["predictions"]]
+        np.testing.assert_allclose([p["probability"] for p in a["predictions"]],
+                                   [p["probability"] for p in b["predictions"]], rtol=0, atol=PROB_ATOL)
+
+
+def test_ordered_restores_input_order():
+    from levit_np.evaluation.pipeline import ordered
+
+    assert list(ordered([(2, "c"), (0, "a"), (3, "d"), (1, "b")])) == ["a", "b", "c", "d"]
