@@ -2,7 +2,7 @@
 image files from a shared queue, decode and preprocess them and run the model on them.
 
 Why whole batches per worker rather than decoder processes feeding one model process: preprocessing a
-500x375 JPEG costs about a third of LeViT-128S's forward pass on one core, so a decoder and a model side by
+500x375 JPEG costs a third to a half of LeViT-128S's forward pass on one core, so a decoder and a model side by
 side leave one core idle much of the time, and a model with two threads fights the decoder for the second
 core. With one single-threaded worker per core, one worker decodes while another computes and every core is
 busy all the time, so the rate approaches cores / (preprocess + model time per image). The work crosses
