@@ -26,6 +26,8 @@ COMMANDS = {
     "bench": "levit_cli.bench:bench",
     "figure": "levit_cli.figure:figure",
     "export": "levit_cli.export:export",
+    "bench-eval": "levit_cli.bench_eval:bench_eval",
+    "eval": "levit_cli.eval:eval_command",
 }
 
 

@@ -41,6 +41,21 @@ def load_model(weights: Optional[str], model: Optional[str], backend: str = "num
     if weights is not None:
         return levit_np.load(weights, backend)
     from levit_np.errors import LevitError, WeightsFileError
+
+    path = model_file(weights, model)
+    try:
+        return levit_np.load(path, backend)
+    except LevitError as e:
+        raise WeightsFileError(f"the cached file is damaged, delete it to download it again: {e}") from None
+
+
+def model_file(weights: Optional[str], model: Optional[str]):
+    """The file `--weights` / `--model` name, without loading it: the named (default) model is downloaded and
+    converted into the cache first if it is not there yet."""
+    if weights is not None and model is not None:
+        raise click.UsageError("give either --weights FILE or --model NAME, not both")
+    if weights is not None:
+        return weights
     from levit_np.weights.hub import cached_path, fetch
 
     from .console import err
@@ -51,10 +66,7 @@ def load_model(weights: Optional[str], model: Optional[str], backend: str = "num
         with download_progress() as progress:
             fetch(variant, progress=progress)
         err.print(f"[green]cached[/] {variant} -> {path}", highlight=False, soft_wrap=True)
-    try:
-        return levit_np.load(path, backend)
-    except LevitError as e:
-        raise WeightsFileError(f"the cached file is damaged, delete it to download it again: {e}") from None
+    return path
 
 
 @contextlib.contextmanager

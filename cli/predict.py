@@ -8,6 +8,7 @@ from .backend_option import backend_option
 from .options import crop_pct_option, load_model, model_options
 
 PROGRESS_MIN_IMAGES = 8  # show a progress bar on stderr from this many images on
+PIPELINE_MIN_BATCHES = 4  # from this many batches on, worker processes (as `levit eval`) pay for their start-up
 
 
 @click.command()
@@ -18,11 +19,14 @@ PROGRESS_MIN_IMAGES = 8  # show a progress bar on stderr from this many images o
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Images per forward pass.")
 @crop_pct_option
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Worker processes, as in `levit eval` (0: in this process). Default: one per core when there "
+                   f"are at least {PIPELINE_MIN_BATCHES} batches, else 0.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per image in input order.")
 @backend_option
 @click.pass_context
 def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, model: str | None, k: int,
-            batch_size: int, crop_pct: float, as_json: bool, backend: str = "numpy") -> None:
+            batch_size: int, crop_pct: float, workers: int | None, as_json: bool, backend: str = "numpy") -> None:
     """Classify IMAGES: files, directories (searched recursively for image files) or globs (`photos/*.jpg`,
     `photos/**/*.png`; quote them to let levit expand them).
 
@@ -42,10 +46,16 @@ def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, mo
     verbose = session(ctx).verbose
     inputs = expand(list(images))
     paths = [item.path for item in inputs if item.error is None]
-    net = load_model(weights, model, backend) if paths else None  # no download when no input is readable
+    if workers is None:
+        workers = None if len(paths) >= PIPELINE_MIN_BATCHES * batch_size else 0
     with _progress(len(paths)) as on_progress:
-        classified = iter(classify(net, paths, k=k, batch_size=batch_size, crop_pct=crop_pct,
-                                   on_progress=on_progress, raise_unexpected=verbose))
+        if workers == 0:
+            net = load_model(weights, model, backend) if paths else None  # no download when no input is readable
+            classified = iter(classify(net, paths, k=k, batch_size=batch_size, crop_pct=crop_pct,
+                                       on_progress=on_progress, raise_unexpected=verbose))
+        else:
+            classified = _in_workers(ctx, weights, model, backend, paths, workers, k=k, batch_size=batch_size,
+                                     crop_pct=crop_pct, on_progress=on_progress, raise_unexpected=verbose)
         results = [ImageResult(item.path, error=item.error) if item.error else next(classified) for item in inputs]
     failed = [result for result in results if result.error is not None]
     if as_json:
@@ -60,6 +70,20 @@ def predict(ctx: click.Context, images: tuple[str, ...], weights: str | None, mo
             err.print(f"{len(failed)} of {len(results)} images failed", highlight=False, soft_wrap=True)
     if failed:
         ctx.exit(1)
+
+
+def _in_workers(ctx, weights, model, backend, paths, workers, **options):
+    """classify() in worker processes (levit_np.evaluation.pipeline), results in input order."""
+    import os
+
+    from levit_np.evaluation.engine import ModelSpec
+    from levit_np.evaluation.pipeline import classify_in_workers
+
+    from .options import model_file
+
+    spec = ModelSpec(weights=os.path.abspath(model_file(weights, model)), backend=backend)
+    threads = (ctx.obj or {}).get("threads") or 1
+    return iter(classify_in_workers(spec, paths, workers=workers, threads=threads, **options))
 
 
 def _print_table(result) -> None:

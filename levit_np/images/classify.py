@@ -15,7 +15,7 @@ import numpy as np
 
 from levit_np.errors import LevitError
 from levit_np.images.labels import label, softmax, top_k, wnid
-from levit_np.images.preprocessing import DEFAULT_CROP_PCT, preprocess
+from levit_np.images.preprocessing import DEFAULT_CROP_PCT, DEFAULT_SIZE, preprocess
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_TOP_K = 5
@@ -59,25 +59,30 @@ def classify(model, images: Sequence[str | os.PathLike], *, k: int = DEFAULT_TOP
     done = 0
     for start in range(0, len(images), batch_size):
         chunk = [os.fspath(path) for path in images[start:start + batch_size]]
-        arrays, errors = _prepare(chunk, crop_pct, raise_unexpected)
-        positions = sorted(arrays)
-        ranked = dict(zip(positions, _top_k(model, [arrays[i] for i in positions], k))) if positions else {}
+        results = classify_batch(model, chunk, k=k, crop_pct=crop_pct, raise_unexpected=raise_unexpected)
         done += len(chunk)
         if on_progress is not None:
             on_progress(done, len(images))
-        for i, path in enumerate(chunk):
-            if i in ranked:
-                yield ImageResult(path, predictions=ranked[i])
-            else:
-                yield ImageResult(path, error=errors[i])
+        yield from results
 
 
-def _prepare(paths: list[str], crop_pct: float, raise_unexpected: bool) -> tuple[dict, dict]:
-    """Preprocess each path: ({position: (3, 224, 224) array}, {position: error message})."""
+def classify_batch(model, paths: list[str], *, k: int = DEFAULT_TOP_K, crop_pct: float = DEFAULT_CROP_PCT,
+                   raise_unexpected: bool = False) -> list[ImageResult]:
+    """One forward pass over the readable files among `paths`: one ImageResult per path, in order."""
+    arrays, errors = prepare_arrays(paths, crop_pct, raise_unexpected)
+    positions = sorted(arrays)
+    ranked = dict(zip(positions, predict_arrays(model, [arrays[i] for i in positions], k))) if positions else {}
+    return [ImageResult(path, predictions=ranked[i]) if i in ranked else ImageResult(path, error=errors[i])
+            for i, path in enumerate(paths)]
+
+
+def prepare_arrays(paths: list[str], crop_pct: float, raise_unexpected: bool,
+                   size: int = DEFAULT_SIZE) -> tuple[dict, dict]:
+    """Preprocess each path: ({position: (3, size, size) array}, {position: error message})."""
     arrays, errors = {}, {}
     for i, path in enumerate(paths):
         try:
-            arrays[i] = preprocess(path, crop_pct=crop_pct)
+            arrays[i] = preprocess(path, crop_pct=crop_pct, size=size)
         except LevitError as e:
             errors[i] = " ".join(str(e).split())
         except Exception as e:  # a bug or an exotic file: report it for this image, keep classifying the rest
@@ -87,8 +92,8 @@ def _prepare(paths: list[str], crop_pct: float, raise_unexpected: bool) -> tuple
     return arrays, errors
 
 
-def _top_k(model, arrays: list[np.ndarray], k: int) -> list[list[Prediction]]:
-    """(B, 3, 224, 224) through the model, softmax, top k of each row. B arrays -> B lists of k Predictions"""
+def predict_arrays(model, arrays: list[np.ndarray], k: int) -> list[list[Prediction]]:
+    """(B, 3, H, W) through the model, softmax, top k of each row. B arrays -> B lists of k Predictions"""
     probabilities = softmax(model(np.stack(arrays)))  # (B, 1000)
     return [[Prediction(index, wnid(index), label(index), probability) for index, probability in row]
             for row in top_k(probabilities, k)]
