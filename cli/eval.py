@@ -62,6 +62,7 @@ def eval_command(ctx: click.Context, data: str, weights: str | None, model: str 
     from levit_np.evaluation.results import check_results_path, write_per_class, write_results
     from levit_np.weights.fileio import check_output_path
 
+    from .main import session
     from .options import model_file
 
     if resume and predictions is None:
@@ -75,9 +76,9 @@ def eval_command(ctx: click.Context, data: str, weights: str | None, model: str 
     dataset = open_dataset(data, labels=labels, class_map=class_map, limit=limit)
     real = real_label_sets(dataset, read_real_labels(real_labels), real_labels) if real_labels else None
     spec = ModelSpec(weights=os.path.abspath(model_file(weights, model)), backend=backend)
-    threads = worker_threads or (ctx.obj or {}).get("threads") or 1
+    threads = worker_threads or session(ctx).threads or 1
     settings = Settings(batch_size=batch_size, preprocessing=Preprocessing(crop_pct=crop_pct), workers=workers,
-                        threads=threads, cluster=cluster, raise_unexpected=bool((ctx.obj or {}).get("verbose")))
+                        threads=threads, cluster=cluster, raise_unexpected=session(ctx).verbose)
     with _progress() as on_progress:
         outcome = evaluate(dataset, spec, settings, predictions=predictions, resume=resume, real=real,
                            on_progress=on_progress)

@@ -79,10 +79,11 @@ def _in_workers(ctx, weights, model, backend, paths, workers, **options):
     from levit_np.evaluation.engine import ModelSpec
     from levit_np.evaluation.pipeline import classify_in_workers
 
+    from .main import session
     from .options import model_file
 
     spec = ModelSpec(weights=os.path.abspath(model_file(weights, model)), backend=backend)
-    threads = (ctx.obj or {}).get("threads") or 1
+    threads = session(ctx).threads or 1
     return iter(classify_in_workers(spec, paths, workers=workers, threads=threads, **options))
 
 
