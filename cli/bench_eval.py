@@ -49,23 +49,17 @@ def bench_eval(photos: str, work: str | None, sizes: str, memory_size: int, roun
 
 
 def _print_tables(summary: dict, settings) -> None:
-    from rich import box
-    from rich.table import Table
+    from .console import out, show, table as new_table
 
-    from .console import out
-
-    table = Table(title=f"levit eval vs a PyTorch script, wall time incl. start-up, median of {summary['rounds']} "
-                        "rounds", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("photos", "levit eval s", "img/s", "torch workers=0 s", "torch workers=2 s", "best torch img/s",
-                   "ours ÷ torch"):
-        table.add_column(column, justify="right")
+    table = new_table("photos", "levit eval s", "img/s", "torch workers=0 s", "torch workers=2 s", "best torch img/s",
+                      "ours ÷ torch", left=0)
     for n, row in summary["rows"].items():
         torch = row["torch_s"]
         best = torch.get(row["torch_best"]) if row["torch_best"] else None
         table.add_row(str(n), f"{row['ours_s']:.2f}", f"{row['ours_img_s']:.1f}",
                       _seconds(torch.get("workers=0")), _seconds(torch.get("workers=2")),
                       "" if best is None else f"{n / best:.1f}", "" if row["ratio"] is None else f"{row['ratio']:.2f}x")
-    out.print(table)
+    show(table, f"levit eval vs a PyTorch script, wall time incl. start-up, median of {summary['rounds']} rounds")
     unit = summary["unit"]
     small, large = settings.sizes
     out.print(f"marginal rate ({small}->{large} photos): {summary['marginal_img_s']:.1f} img/s = "

@@ -102,16 +102,11 @@ def _report(summary: dict, as_json: bool) -> None:
     if as_json:
         print_json(summary)
         return
-    from rich import box
-    from rich.table import Table
-
     from levit_np.images.preprocessing import resize_size
 
-    from .console import out
+    from .console import show, table as new_table
 
-    table = Table(box=box.SIMPLE_HEAD, show_header=False)
-    table.add_column("", justify="left")
-    table.add_column("", justify="right")
+    table = new_table("", "", header=False)
     rows = [("top-1 (%)", f"{summary['top1']:.3f}"), ("top-5 (%)", f"{summary['top5']:.3f}")]
     if "real_top1" in summary:
         rows += [("ReaL top-1 (%)", f"{summary['real_top1']:.3f}"), ("ReaL top-5 (%)", f"{summary['real_top5']:.3f}"),
@@ -126,7 +121,7 @@ def _report(summary: dict, as_json: bool) -> None:
         rows.append(("taken from the predictions file", str(summary["resumed"])))
     for name, value in rows:
         table.add_row(name, escape(value))
-    out.print(table)
+    show(table)
 
 
 def _progress():
