@@ -210,6 +210,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self.storages[key]
 
 
+def sniff_format(path: PathLike) -> str:
+    """A readable name of the checkpoint format, judged by content: 'PyTorch zip' or 'safetensors'."""
+    return {"zip": "PyTorch zip", "safetensors": "safetensors"}[_sniff(path)]
+
+
 def _sniff(path: PathLike) -> str:
     """'zip' or 'safetensors' from the file's first bytes; a CheckpointError for anything else."""
     p = Path(path)
