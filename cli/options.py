@@ -37,9 +37,6 @@ class ModelName(click.ParamType):
         except ValueError as e:
             self.fail(str(e), param, ctx)
 
-    def get_metavar(self, param, *args) -> str:
-        return "NAME"
-
 
 MODEL_NAME = ModelName()
 
