@@ -43,7 +43,7 @@ MODEL_NAME = ModelName()
 
 def model_name_option(*declarations: str, help: str, **kwargs) -> Callable:
     """An option taking a variant name (MODEL_NAME), its help ending with the names it accepts."""
-    return click.option(*declarations, type=MODEL_NAME, help=f"{help} Names: {NAMES_HELP}.", **kwargs)
+    return click.option(*declarations, type=MODEL_NAME, help=f"{help} Names: {NAMES_HELP}", **kwargs)
 
 
 def model_options(f: Callable) -> Callable:
