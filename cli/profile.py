@@ -152,12 +152,14 @@ def model_command(model: Optional[str], weights: Optional[str], backend: str, ba
     from levit_np.weights.fileio import atomic_output
     from levit_np.perf.model_profile import plot_profile, profile_model
 
+    from .compiling import compile_notice
     from .console import err, print_json, show
 
     net = levit_np.load(weights, backend) if weights is not None else levit_np.create(model, backend=backend)
     err.print(f"profiling {net.config.name} ({backend}), batch {batch}, {repeats} runs, {threads} thread(s)...",
               highlight=False)
-    result = profile_model(net, batch=batch, repeats=repeats)
+    with compile_notice():
+        result = profile_model(net, batch=batch, repeats=repeats)
     result["threads"] = threads
     if plot is not None:
         with atomic_output(plot) as tmp:
