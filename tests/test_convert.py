@@ -137,10 +137,10 @@ def test_the_class_count_comes_from_the_head(tmp_path):
     write_weights(tmp_path / "ten.h5", conversion.config, conversion.params)
     model = levit_np.load(tmp_path / "ten.h5")
     assert model.config.num_classes == 10 and len(model.class_names) == 10
-    x = np.random.default_rng(0).normal(size=(2, 3, 224, 224)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype(np.float32)
     logits = model(x)
     reference = levit_np.LevitModel(cfg10, params10)(x)
-    assert logits.shape == (2, 10)
+    assert logits.shape == (1, 10)
     np.testing.assert_allclose(logits, reference, rtol=0, atol=1e-6)
 
 

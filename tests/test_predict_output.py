@@ -147,7 +147,7 @@ def test_size_takes_height_and_width(weights, model):
     assert bad.exit_code == 2 and "--size" in bad.stderr and "16" in bad.stderr
 
 
-@pytest.mark.parametrize("name", ["128s", "LeViT-128S", "levit_128s", "levit128s"])
+@pytest.mark.parametrize("name", ["128s", "LeViT-128S"])
 def test_every_spelling_of_a_model_name_is_accepted(weights, tmp_path, monkeypatch, name):
     monkeypatch.setenv("LEVIT_HOME", str(tmp_path))
     monkeypatch.setenv("LEVIT_WEIGHTS_URL", "http://127.0.0.1:9")  # a download would fail loudly
