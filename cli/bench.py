@@ -6,6 +6,8 @@ import click
 
 from levit_np.perf.bench import BACKENDS  # light: levit_np.perf.bench imports nothing heavy at module level
 
+from .options import model_name_option
+
 
 def _backends(ctx, param, value: str) -> tuple[str, ...]:
     names = tuple(name.strip().lower() for name in value.split(",") if name.strip())
@@ -16,9 +18,8 @@ def _backends(ctx, param, value: str) -> tuple[str, ...]:
 
 
 @click.command()
-@click.option("--model", "variant", default="levit_128s", show_default=True,
-              help="Variant to time (random weights; speed does not depend on their values): levit_128s ... levit_384, "
-                   "or short: 128s, 256.")
+@model_name_option("--model", "variant", default="levit_128s", show_default=True,
+                   help="Variant to time (random weights; speed does not depend on their values).")
 @click.option("-b", "--batch", type=click.IntRange(1, 1024), default=32, show_default=True,
               help="Images per call for the throughput figure (latency is always batch 1).")
 @click.option("-t", "--threads", type=click.IntRange(1, 256), default=None,
@@ -39,14 +40,13 @@ def bench(ctx: click.Context, variant: str, batch: int, threads: int | None, rou
     with the same thread count, interleaved over rounds: medians, interquartile ranges, images/s, GFLOP/s and
     the ratios of ours (numba) against each."""
     from levit_np.perf.bench import Settings, run_bench
-    from levit_np.model.config import get_config
 
     from .console import err, print_json
 
     from .main import session
 
     threads = threads or session(ctx).threads or 1
-    settings = Settings(variant=get_config(variant).name, batch=batch, threads=threads, rounds=rounds,
+    settings = Settings(variant=variant, batch=batch, threads=threads, rounds=rounds,
                         seconds=seconds, backends=backends)
     with err.status("benchmarking...") as status:
         result = run_bench(settings, log=lambda message: status.update(message))

@@ -7,8 +7,8 @@ from typing import Optional
 
 import click
 
-from .inspect_options import checked_size, load_any_model, random_model_options, size_option, source_label
-from .options import model_options
+from .inspect_options import load_any_model, random_model_options, source_label
+from .options import checked_size, model_options, size_option, threads_option
 
 FIGURE_TYPES = ("png", "svg", "pdf")
 NUMBER_TYPES = ("npz", "json")
@@ -25,6 +25,7 @@ NUMBER_TYPES = ("npz", "json")
               help="Only this block of the stage: its index (0, 1, ...) or 'down' for the shrink attention.")
 @size_option
 @click.option("--json", "as_json", is_flag=True, help="Print the maps as JSON on stdout.")
+@threads_option
 def bias(weights: Optional[str], model: Optional[str], random_variant: Optional[str], seed: int,
          out_path: Optional[str], stage: Optional[int], block: Optional[str], size: Optional[tuple[int, int]],
          as_json: bool) -> None:
@@ -32,7 +33,8 @@ def bias(weights: Optional[str], model: Optional[str], random_variant: Optional[
 
     Each map is the bias that the upper-left query adds towards every key, over the key grid (shrink
     attentions included), as in the paper's appendix figure. Without --out or --json, prints a summary
-    table. Example, the whole figure:
+    table. Needs one of --weights FILE, --model NAME (official weights, downloaded on first use) or
+    --random NAME (random weights, offline). Example, the whole figure:
 
         levit bias --weights levit_128s.h5 --out bias.png
     """
@@ -52,7 +54,7 @@ def bias(weights: Optional[str], model: Optional[str], random_variant: Optional[
     if out_path:
         check_output_path(out_path)
     height, width = checked_size(size)
-    net = load_any_model(weights, model, random_variant, seed)
+    net = load_any_model(weights, model, random_variant, seed, required=True)
     maps = bias_maps(net.config, net.params, (height, width), stage, block)
     document = to_json(maps, net.config.name, (height, width))
     if out_path:

@@ -7,7 +7,8 @@ import click
 from levit_np.export.settings import DEFAULT_OPSET, DYNAMIC, MAX_OPSET, MIN_OPSET
 from levit_np.model.config import VARIANTS
 
-from .inspect_options import checked_size, random_model_options, size_option
+from .inspect_options import random_model_options
+from .options import checked_size, size_option
 from .options import crop_pct_option
 
 

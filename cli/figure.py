@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from .flops import VARIANT_HELP
+from .options import model_name_option
 
 FIGURE_TYPES = (".png", ".svg", ".pdf")
 
 
 @click.command()
-@click.option("--model", "model", default="levit_128s", show_default=True, metavar="NAME", help=VARIANT_HELP)
+@model_name_option("--model", "model", default="levit_128s", show_default=True, metavar="NAME",
+                   help="The LeViT variant to draw.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
               help="The figure file: .png, .svg or .pdf.")
 def figure(model: str, out_path: str) -> None:

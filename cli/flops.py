@@ -6,7 +6,8 @@ from typing import Optional
 
 import click
 
-VARIANT_HELP = "A LeViT variant: levit_128s, levit_128, levit_192, levit_256, levit_384 (or 128S, LeViT-256, ...)."
+from .options import model_name_option
+
 ABLATION_HELP = "A Table 5 ablation of LeViT-128S: A1 ... A7, or 'all'."
 
 
@@ -15,7 +16,7 @@ def mega(n: float, digits: int = 2) -> str:
 
 
 @click.command()
-@click.option("--model", "model", default=None, metavar="NAME", help=VARIANT_HELP)
+@model_name_option("--model", "model", default=None, help="Per stage and block of this variant.")
 @click.option("--ablation", default=None, metavar="ID", help=ABLATION_HELP)
 @click.option("--layers", is_flag=True, help="With --model: one row per conv, linear and attention product.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")

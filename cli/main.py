@@ -18,6 +18,7 @@ from levit_np.perf.timing import pin_threads
 COMMANDS = {
     "convert": "levit_cli.convert:convert",
     "info": "levit_cli.info:info",
+    "models": "levit_cli.models:models",
     "predict": "levit_cli.predict:predict",
     "bias": "levit_cli.bias:bias",
     "trace": "levit_cli.trace:trace",
@@ -100,7 +101,7 @@ def set_threads(threads: int) -> None:
     """Pin BLAS and Numba thread pools; only effective before numpy/numba are imported."""
     pin_threads(threads)
     if "numpy" in sys.modules or "numba" in sys.modules:
-        click.echo("warning: --threads came after numpy was imported; it may not apply", err=True)
+        click.echo("Warning: --threads came after numpy was imported; it may not apply", err=True)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,12 +1,15 @@
-"""Options shared by the commands that run a model: `--weights FILE` / `--model NAME`, and `load_model`.
+"""Options shared by the commands: model names, `--weights FILE` / `--model NAME`, `--threads`, the image options
+(`--size H W`, `--crop-pct`), and `load_model`.
 
     @click.command()
     @model_options
+    @threads_option
     def predict(weights, model, ...):
         net = load_model(weights, model, backend)
 
-A named model comes from the cache (`levit_np.weights.hub`): downloaded, checked and converted on first use, with a
-download progress bar on stderr.
+Every option that takes a LeViT variant uses MODEL_NAME: one parser (levit_np.model.config.variant_name), one
+list (MODEL_NAMES), so `128s`, `LeViT-256` and `levit_256` work everywhere. A named model comes from the cache
+(`levit_np.weights.hub`): downloaded, checked and converted on first use, with a download progress bar on stderr.
 """
 
 from __future__ import annotations
@@ -16,20 +19,57 @@ from typing import Callable, Iterator, Optional
 
 import click
 
-from levit_np.weights.registry import registry
+from levit_np.model.config import VARIANTS, variant_name  # no numpy import: --threads must come first
 
 DEFAULT_MODEL = "levit_128s"
-MODEL_NAMES = tuple(registry())  # the variants with an official release file (no numpy import: --threads)
+MODEL_NAMES = tuple(VARIANTS)
+NAMES_HELP = f"{', '.join(MODEL_NAMES)}, or short: 128s, LeViT-256, ..."
+
+
+class ModelName(click.ParamType):
+    """A LeViT variant in any spelling `variant_name` accepts, converted to its timm name (`levit_128s`)."""
+
+    name = "NAME"
+
+    def convert(self, value, param, ctx):
+        try:
+            return variant_name(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+MODEL_NAME = ModelName()
+
+
+def model_name_option(*declarations: str, help: str, **kwargs) -> Callable:
+    """An option taking a variant name (MODEL_NAME), its help ending with the names it accepts."""
+    return click.option(*declarations, type=MODEL_NAME, help=f"{help} Names: {NAMES_HELP}", **kwargs)
 
 
 def model_options(f: Callable) -> Callable:
     """Add `--weights FILE` and `--model NAME` to a command (parameters `weights` and `model`)."""
-    f = click.option("--model", "model", type=click.Choice(MODEL_NAMES, case_sensitive=False), default=None,
-                     help=f"A LeViT variant with official weights, downloaded and converted into the cache "
-                          f"(LEVIT_HOME) on first use. Default: {DEFAULT_MODEL}.")(f)
+    f = model_name_option("--model", "model", default=None,
+                          help=f"A LeViT variant with official weights, downloaded and converted into the cache "
+                               f"(LEVIT_HOME) on first use. Default: {DEFAULT_MODEL}.")(f)
     f = click.option("--weights", "weights", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="A levit-np .h5 file, or any checkpoint `levit convert` reads (converted in memory).")(f)
     return f
+
+
+def threads_option(f: Callable) -> Callable:
+    """Add `--threads N` to a computing command: the same as the global `levit --threads N`, given after the
+    command name. It is pinned as it is parsed, before the command imports NumPy."""
+    return click.option("--threads", type=click.IntRange(min=1), default=None, expose_value=False,
+                        is_eager=True, callback=_pin_threads, metavar="N",
+                        help="Threads for BLAS and Numba (as `levit --threads N`; also LEVIT_THREADS).")(f)
+
+
+def _pin_threads(ctx: click.Context, param, threads: Optional[int]) -> None:
+    from .main import Session, set_threads
+
+    if threads is not None:
+        ctx.ensure_object(Session).threads = threads
+        set_threads(threads)
 
 
 def load_model(weights: Optional[str], model: Optional[str], backend: str = "numpy"):
@@ -60,7 +100,7 @@ def model_file(weights: Optional[str], model: Optional[str]):
 
     from .console import err
 
-    variant = (model or DEFAULT_MODEL).lower()
+    variant = variant_name(model or DEFAULT_MODEL)
     path = cached_path(variant)
     if not path.is_file():
         with download_progress() as progress:
@@ -94,4 +134,25 @@ def download_progress() -> Iterator[Callable]:
 
 crop_pct_option = click.option(
     "--crop-pct", type=click.FloatRange(0.25, 1.0), default=0.875, show_default=True,
-    help="Resize the shorter side to size/crop_pct before the centre crop (official 0.875, timm 0.9).")
+    help="Centre-crop fraction: resize the shorter side to size / crop-pct, then crop the centre to the input "
+         "size (official LeViT 0.875: 256 then 224; timm 0.9: 248 then 224).")
+
+
+def size_option(f: Callable) -> Callable:
+    """Add `--size H W` (parameter `size`, None when not given)."""
+    return click.option("--size", type=(int, int), default=None, metavar="H W",
+                        help="Input height and width, multiples of 16 (default 224 224). Attention-bias tables "
+                             "are resampled bicubically to other sizes; see docs/input-sizes.md.")(f)
+
+
+def checked_size(size: Optional[tuple[int, int]]) -> tuple[int, int]:
+    """The --size value, or (224, 224); a BadParameter error unless both are positive multiples of 16."""
+    from levit_np.model.grid import check_input_size
+
+    if size is None:
+        return 224, 224
+    try:
+        check_input_size(*size)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--size") from None
+    return size

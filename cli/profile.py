@@ -9,8 +9,8 @@ from typing import Optional
 import click
 
 from .backend_option import backend_option
-
-from .flops import ABLATION_HELP, ABLATION_TITLE, VARIANT_HELP, ablation_table, print_notes
+from .flops import ABLATION_HELP, ABLATION_TITLE, ablation_table, print_notes
+from .options import model_name_option, threads_option
 
 ROW_LABELS = {"layernorm": "LayerNorm", "keys_qk": "Keys Q,K", "values_v": "Values V", "product_qkt": "Product QK^T",
               "product_av": "Product attention AV", "attention_projection": "Attention projection", "mlp": "MLP",
@@ -20,17 +20,18 @@ ROW_LABELS = {"layernorm": "LayerNorm", "keys_qk": "Keys Q,K", "values_v": "Valu
 @click.command()
 @click.option("--blocks", "blocks_table", is_flag=True,
               help="The paper's block-timing table: a DeiT-tiny and a LeViT-256 stage-1 block, piece by piece.")
-@click.option("--model", "model", default=None, metavar="NAME", help=VARIANT_HELP + " Random weights.")
+@model_name_option("--model", "model", default=None, help="Profile this variant, with random weights.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Profile the model in this file (.h5 or a checkpoint) instead of a random-weight --model.")
 @click.option("--ablation", default=None, metavar="ID", help=ABLATION_HELP + " Measures its latency and the base's.")
-@backend_option(default="numpy")
+@backend_option
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Images per forward pass.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Timed runs (default: 200 for --blocks, 20 for --model, 10 for --ablation).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="With --model/--weights: write a PNG of the per-stage and per-block breakdown (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@threads_option
 @click.pass_context
 def profile(ctx: click.Context, blocks_table: bool, model: Optional[str], weights: Optional[str],
             ablation: Optional[str], backend: str, batch: int, repeats: Optional[int], plot: Optional[str],
@@ -53,6 +54,8 @@ def profile(ctx: click.Context, blocks_table: bool, model: Optional[str], weight
     if blocks_table:
         return blocks_command(repeats or 200, as_json, threads)
     if ablation is not None:
+        if ctx.get_parameter_source("backend") is click.core.ParameterSource.DEFAULT:
+            backend = "numpy"  # the rule: numba does not run the ablation models
         return ablation_command(ablation, backend, batch, repeats or 10, as_json, threads)
     model_command(model, weights, backend, batch, repeats or 20, plot, as_json, threads)
 
@@ -149,12 +152,14 @@ def model_command(model: Optional[str], weights: Optional[str], backend: str, ba
     from levit_np.weights.fileio import atomic_output
     from levit_np.perf.model_profile import plot_profile, profile_model
 
+    from .compiling import compile_notice
     from .console import err, print_json, show
 
     net = levit_np.load(weights, backend) if weights is not None else levit_np.create(model, backend=backend)
     err.print(f"profiling {net.config.name} ({backend}), batch {batch}, {repeats} runs, {threads} thread(s)...",
               highlight=False)
-    result = profile_model(net, batch=batch, repeats=repeats)
+    with compile_notice():
+        result = profile_model(net, batch=batch, repeats=repeats)
     result["threads"] = threads
     if plot is not None:
         with atomic_output(plot) as tmp:

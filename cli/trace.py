@@ -7,9 +7,8 @@ from typing import Optional
 import click
 
 from .backend_option import backend_option
-
-from .inspect_options import checked_size, load_any_model, random_model_options, size_option
-from .options import crop_pct_option, model_options
+from .inspect_options import load_any_model, random_model_options
+from .options import checked_size, crop_pct_option, model_options, size_option, threads_option
 
 DIVERGENCE = 1e-4  # relative difference above which a block counts as parting from the reference
 
@@ -25,8 +24,9 @@ DIVERGENCE = 1e-4  # relative difference above which a block counts as parting f
                    "weights and print the max difference per block. Needs levit-np[reference]; square sizes only.")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False), default=None,
               help="Keep every intermediate in this .npz (the input as 'input'; the reference's as 'torch/<name>').")
-@backend_option(default="numpy")
+@backend_option
 @click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
+@threads_option
 def trace(image: str, weights: Optional[str], model: Optional[str], random_variant: Optional[str], seed: int,
           size: Optional[tuple[int, int]], crop_pct: float, against_torch: bool, save_path: Optional[str],
           backend: str, as_json: bool) -> None:
@@ -42,6 +42,7 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
     from levit_np.analysis.tracing import first_divergence, max_differences
     from levit_np.perf.model_profile import timed_trace
 
+    from .compiling import compile_notice
     from .console import err, print_json
 
     from levit_np.weights.fileio import atomic_output, check_output_path
@@ -51,7 +52,8 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
     height, width = checked_size(size)
     net = load_any_model(weights, model, random_variant, seed, backend)
     x = preprocess_hw(image, height, width, crop_pct)[None]  # (1, 3, H, W)
-    steps = timed_trace(net, x)
+    with compile_notice():
+        steps = timed_trace(net, x)
     reference = diffs = None
     if against_torch:
         from levit_np.analysis.torch_reference import hf_model, hf_trace
@@ -65,7 +67,7 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
             np.savez(f, **arrays)
         err.print(f"[green]wrote[/] {save_path}: {len(arrays)} arrays", highlight=False)
     if as_json:
-        print_json({"image": image, "variant": net.config.name, "input_size": [height, width],
+        print_json({"image": image, "variant": net.config.name, "backend": net.backend, "input_size": [height, width],
                     "blocks": [{"name": s.name, **s.stats(), "ms": s.seconds * 1e3,
                                 **({"max_diff": diffs[s.name][0], "rel_diff": diffs[s.name][1]}
                                    if diffs and diffs[s.name] else {})} for s in steps]})

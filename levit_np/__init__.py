@@ -1,13 +1,10 @@
 """levit-np: LeViT (Graham et al., arXiv 2104.01136) in plain NumPy, with a Numba fast path.
 
     >>> import levit_np
-    >>> model = levit_np.load("levit_128s.h5")          # or any checkpoint `levit convert` reads
+    >>> model = levit_np.load("levit_128s")              # official weights, fetched on first use; or a file path
+    >>> model.classify("cat.jpg", k=3)                   # [{"label": ..., "wnid": ..., "index": ..., "probability": ...}, ...]
     >>> logits = model(levit_np.preprocess("cat.jpg")[None])   # (1, 1000)
 """
-
-from __future__ import annotations
-
-import os
 
 from levit_np.errors import CheckpointError, ConversionError, ImageError, LevitError, WeightsFileError
 from levit_np.model.config import VARIANTS, LevitConfig, get_config
@@ -24,20 +21,49 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'levit_np' has no attribute {name!r}")
 
 
-def load(path: str | os.PathLike, backend: str = "numpy", variant: str | None = None) -> "LevitModel":
-    """Load a model from a levit-np `.h5` file, or from any checkpoint `levit convert` reads (converted in memory)."""
-    from levit_np.weights.fileio import is_hdf5
-    from levit_np.levit_model import LevitModel
+def models() -> list:
+    """The names `load` and `create` accept: the five released variants (timm names), each with official weights."""
+    return list(VARIANTS)
 
+
+def load(source, backend: str = "numpy", variant=None, class_names=None, progress=None) -> "LevitModel":
+    """A model from a file or by name.
+
+    `source`: a levit-np `.h5` file, any checkpoint `levit convert` reads (converted in memory; `variant`
+    checks which it must be), or a model name (`"levit_128s"`, `"128s"`, `"LeViT-256"`: see `models()`), whose
+    official weights are downloaded, checked, converted and cached on first use (`levit_np.weights.hub`;
+    `progress(file, done_bytes, total_bytes)` follows the download). `class_names`: a file with one name per
+    line, for a checkpoint whose head has other classes than ImageNet's 1000.
+    """
+    import os
+
+    from levit_np.images.labels import class_names_for
+    from levit_np.levit_model import LevitModel
+    from levit_np.model.config import variant_name
+    from levit_np.weights.fileio import is_hdf5
+
+    path = os.fspath(source)
+    if not os.path.exists(path):
+        try:
+            name = variant_name(path)
+        except ValueError:
+            raise WeightsFileError(f"{path}: no such file, and not a model name (known: {', '.join(VARIANTS)})") \
+                from None
+        from levit_np.weights.hub import fetch
+
+        path = os.fspath(fetch(name, progress=progress))
     if is_hdf5(path):
         from levit_np.weights.hdf5_file import read_weights
 
         info, params = read_weights(path)
-        return LevitModel(info.config, params, backend)
-    from levit_np.weights.convert import read_checkpoint
+        cfg = info.config
+    else:
+        from levit_np.weights.convert import read_checkpoint
 
-    conversion = read_checkpoint(path, variant)
-    return LevitModel(conversion.config, conversion.params, backend)
+        conversion = read_checkpoint(path, variant)
+        cfg, params = conversion.config, conversion.params
+    names = class_names_for(cfg.num_classes, class_names)
+    return LevitModel(cfg, params, backend, source=path, weights_file=path, class_names=names)
 
 
 def create(variant: str, seed: int = 0, backend: str = "numpy") -> "LevitModel":
@@ -46,15 +72,19 @@ def create(variant: str, seed: int = 0, backend: str = "numpy") -> "LevitModel":
     from levit_np.model.params import random_params
 
     cfg = get_config(variant)
-    return LevitModel(cfg, random_params(cfg, seed), backend)
+    return LevitModel(cfg, random_params(cfg, seed), backend, source=f"random weights (seed {seed})")
 
 
-def preprocess(image, **kwargs):
-    """A path or PIL image -> float32 (3, 224, 224), exactly the official evaluation transform."""
-    from levit_np.images.preprocessing import preprocess as _preprocess
+def preprocess(images, **kwargs):
+    """The official evaluation transform: a path or PIL image -> float32 (3, 224, 224); a list or tuple of them ->
+    (B, 3, 224, 224). Keywords: `crop_pct` (0.875), `size` (224), `exif_transpose` (False)."""
+    from levit_np.images.preprocessing import preprocess as preprocess_one
+    from levit_np.images.preprocessing import preprocess_batch
 
-    return _preprocess(image, **kwargs)
+    if isinstance(images, (list, tuple)):
+        return preprocess_batch(images, **kwargs)
+    return preprocess_one(images, **kwargs)
 
 
-__all__ = ["load", "create", "preprocess", "LevitModel", "LevitConfig", "VARIANTS", "get_config", "LevitError",
-           "CheckpointError", "ConversionError", "ImageError", "WeightsFileError", "__version__"]
+__all__ = ["load", "create", "models", "preprocess", "LevitModel", "LevitConfig", "VARIANTS", "get_config",
+           "LevitError", "CheckpointError", "ConversionError", "ImageError", "WeightsFileError", "__version__"]

@@ -10,23 +10,43 @@ from typing import Optional
 
 import numpy as np
 
+from levit_np.images.classify import DEFAULT_TOP_K, to_batch, top_predictions
+from levit_np.images.labels import ClassNames, class_names_for
+from levit_np.images.preprocessing import DEFAULT_CROP_PCT, DEFAULT_SIZE
 from levit_np.kernels.backends import get_backend
 from levit_np.model.ablation_steps import steps_for
 from levit_np.model.config import Block, LevitConfig, blocks
 from levit_np.model.forward import Hook, forward
 from levit_np.model.grid import check_input_size
+from levit_np.model.params import count_params
 
 
 class LevitModel:
-    """A loaded LeViT: `model(x)` gives logits, `model.trace(x)` every named block's output."""
+    """A loaded LeViT: `model(x)` gives logits, `model.classify(images)` labels, `model.trace(x)` every named
+    block's output.
 
-    def __init__(self, cfg: LevitConfig, params: dict[str, np.ndarray], backend: str = "numpy"):
+    `source` says where the weights came from (a file path, or "random weights (seed 0)"); `weights_file` is that
+    path when they came from a file. `class_names` labels the head's outputs (ImageNet's for 1000 classes).
+    """
+
+    def __init__(self, cfg: LevitConfig, params: dict[str, np.ndarray], backend: str = "numpy",
+                 source: str = "given parameters", weights_file: Optional[str] = None,
+                 class_names: Optional[ClassNames] = None):
         self.config = cfg
         self.params = params
         self.backend = backend
         self.kernels = get_backend(backend)
         self.layers = self.kernels.prepare(cfg, params)
         self.steps = steps_for(cfg)
+        self.source = source
+        self.weights_file = weights_file
+        self.class_names = class_names or class_names_for(cfg.num_classes)
+        if len(self.class_names) != cfg.num_classes:
+            raise ValueError(f"{len(self.class_names)} class names for a head of {cfg.num_classes} classes")
+
+    def __repr__(self) -> str:
+        return (f"LevitModel({self.config.name}, backend={self.backend!r}, params={count_params(self.config) / 1e6:.1f}M, "
+                f"classes={self.config.num_classes}, source={self.source!r})")
 
     def __call__(self, x: np.ndarray, hook: Optional[Hook] = None) -> np.ndarray:
         """(B, 3, H, W) float32 normalised images -> (B, num_classes) float32 logits"""
@@ -36,6 +56,28 @@ class LevitModel:
         check_input_size(x.shape[2], x.shape[3], self.config.patch_size)  # any multiple of 16, not only 224
         x = np.ascontiguousarray(x, dtype=np.float32)
         return forward(x, self.config, self.layers, self.kernels, hook, self.steps)
+
+    def classify(self, images, k: int = DEFAULT_TOP_K, *, crop_pct: float = DEFAULT_CROP_PCT,
+                 size: tuple[int, int] = (DEFAULT_SIZE, DEFAULT_SIZE)) -> list:
+        """Top-k classes of one image or many, as Hugging Face's image-classification pipeline gives them.
+
+        `images`: a path, a PIL image, a uint8 pixel array (H, W[, C]) or a preprocessed float (3, H, W); or a
+        list of those, or a float (B, 3, H, W). One image -> a list of k dicts
+        `{"label", "wnid", "index", "probability"}`, largest first; many -> one such list per image.
+        """
+        x, single = to_batch(images, crop_pct=crop_pct, size=size)
+        ranked = [[p.to_dict() for p in row] for row in top_predictions(self, x, k, self.class_names)]
+        return ranked[0] if single else ranked
+
+    def describe(self) -> dict:
+        """Where this model comes from, for the metadata of a result file: variant, classes, backend, weights file
+        and its sha256 (None for random weights)."""
+        from levit_np.weights.fileio import sha256_file
+
+        return {"variant": self.config.name, "num_classes": self.config.num_classes, "backend": self.backend,
+                "weights": self.weights_file or self.source,
+                "weights_sha256": sha256_file(self.weights_file) if self.weights_file else None,
+                "class_names": self.class_names.source}
 
     def trace(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every named block's output, in order: 'stem', each block of `config.blocks`, 'pool', 'logits'."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,18 @@ def assert_close_relative(actual: np.ndarray, reference: np.ndarray, rel: float,
     atol = rel * float(np.abs(reference).max())
     np.testing.assert_allclose(actual, reference, rtol=0, atol=atol, err_msg=what)
     return relative_error(actual, reference)
+
+
+@pytest.fixture(autouse=True)
+def restore_thread_variables(monkeypatch):
+    """`--threads` (and `levit profile`'s one-thread default) write the thread variables into this process's
+    environment; put them back after every test, so that no later CLI test sees a stale LEVIT_THREADS."""
+    from levit_np.perf.timing import THREAD_VARIABLES
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # records the old value, or its absence
+        if not os.environ[name]:
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

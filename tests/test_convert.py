@@ -108,9 +108,40 @@ def test_unknown_variant_is_rejected(params):
         map_state_dict(in_layout(params, "timm"), "levit_999")
 
 
-def test_wrong_variant_is_rejected(params):
-    with pytest.raises(ConversionError, match="does not fit as levit_256"):
+def test_a_checkpoint_of_another_variant_says_first_which_it_is(params):
+    with pytest.raises(ConversionError) as info:
         map_state_dict(in_layout(params, "timm"), "levit_256")
+    assert str(info.value).startswith("this is a levit_128s checkpoint, not levit_256"), str(info.value)
+    assert "problem" not in str(info.value)  # no list of shape errors once the variant is known
+
+
+def test_a_damaged_checkpoint_of_another_variant_names_the_closest_first(params):
+    state = in_layout(params, "timm")
+    state["extra"] = np.zeros(1, np.float32)
+    with pytest.raises(ConversionError) as info:
+        map_state_dict(state, "LeViT-256")
+    assert str(info.value) == ("this looks like a levit_128s checkpoint, not levit_256; as levit_128s it has "
+                               "1 problem(s): unexpected key extra")
+    with pytest.raises(ConversionError, match="does not fit as levit_128s: 1 problem"):
+        map_state_dict(state, "128s")
+
+
+def test_the_class_count_comes_from_the_head(tmp_path):
+    """A fine-tuned LeViT (10 classes) converts, round-trips through HDF5 and runs with 10 logits."""
+    import dataclasses
+
+    cfg10 = dataclasses.replace(CFG, num_classes=10)
+    params10 = random_params(cfg10, seed=4)
+    conversion = map_state_dict(in_layout(params10, "timm", cfg10))
+    assert conversion.config == cfg10
+    write_weights(tmp_path / "ten.h5", conversion.config, conversion.params)
+    model = levit_np.load(tmp_path / "ten.h5")
+    assert model.config.num_classes == 10 and len(model.class_names) == 10
+    x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype(np.float32)
+    logits = model(x)
+    reference = levit_np.LevitModel(cfg10, params10)(x)
+    assert logits.shape == (1, 10)
+    np.testing.assert_allclose(logits, reference, rtol=0, atol=1e-6)
 
 
 def test_unknown_layout_is_rejected():
@@ -196,10 +227,10 @@ def test_cli_convert_bad_input(tmp_path, params, case, official_pth, monkeypatch
         needle = "system"
     elif case == "wrong_shape":
         state = in_layout(params, "timm")
-        state["head.linear.weight"] = state["head.linear.weight"][:10]
+        state["head.linear.weight"] = state["head.linear.weight"][:, :100]  # rows would be a class count
         src = tmp_path / "wrong.safetensors"
         save_file(state, str(src))
-        needle = "head.linear.weight has shape (10, 384)"
+        needle = "head.linear.weight has shape (1000, 100)"
     elif case == "directory":
         src = tmp_path / "adir"
         src.mkdir()
@@ -236,7 +267,7 @@ def test_cli_info_on_non_weights_file(tmp_path):
 
 
 def test_cli_convert_refuses_to_overwrite_its_source(tmp_path, official_pth):
-    src = tmp_path / "copy.pth"
+    src = tmp_path / "copy.h5"  # a checkpoint is read by content, whatever its name
     src.write_bytes(official_pth.read_bytes())
     assert_one_line_failure(run("convert", src, "-o", src), "it is the source checkpoint itself")
     assert src.read_bytes() == official_pth.read_bytes()
@@ -262,3 +293,51 @@ def test_cli_info_rejects_a_damaged_weights_file(tmp_path, params):
     with h5py.File(path, "a") as f:
         del f["params"]["head.bias"]
     assert_one_line_failure(run("info", path), "missing head.bias")
+
+
+def test_cli_convert_refuses_an_output_name_that_is_not_h5(tmp_path, params):
+    src = tmp_path / "model.safetensors"
+    save_file(in_layout(params, "timm"), str(src))
+    result = run("convert", src, "-o", tmp_path / "weights.txt")
+    assert_one_line_failure(result, "weights.txt: levit convert writes a levit-np HDF5 weights file")
+    assert result.exit_code == 2 and not (tmp_path / "weights.txt").exists()
+    assert run("convert", src, "-o", tmp_path / "w.HDF5").exit_code == 0
+
+
+def test_cli_convert_with_the_wrong_variant_names_the_right_one(tmp_path, params):
+    src = tmp_path / "model.safetensors"
+    save_file(in_layout(params, "hf"), str(src))
+    result = run("convert", src, "-o", tmp_path / "out.h5", "--variant", "LeViT-256")
+    assert_one_line_failure(result, "Error: this is a levit_128s checkpoint, not levit_256")
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_cli_info_on_a_checkpoint_says_what_it_holds(tmp_path):
+    import dataclasses
+    import json
+
+    cfg10 = dataclasses.replace(CFG, num_classes=10)
+    src = tmp_path / "finetuned.safetensors"
+    save_file(in_layout(random_params(cfg10, seed=1), "timm", cfg10), str(src))
+    result = run("info", src)
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first == (f"{src} is a safetensors checkpoint, not a levit-np weights file: levit_128s weights "
+                     f"(timm levit_* state dict), 10 classes."), first
+    assert f"levit convert {src} -o finetuned.h5" in result.output
+    summary = json.loads(run("info", src, "--json").output)
+    assert {key: summary[key] for key in ("format", "layout", "variant", "num_classes", "tensors")} == {
+        "format": "safetensors", "layout": "timm", "variant": "levit_128s", "num_classes": 10,
+        "tensors": len(param_shapes(cfg10))}
+
+
+def test_cli_info_on_a_checkpoint_that_does_not_convert_says_why(tmp_path, params):
+    state = in_layout(params, "timm")
+    del state["head.linear.bias"]
+    src = tmp_path / "broken.safetensors"
+    save_file(state, str(src))
+    result = run("info", src)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{src} is a safetensors checkpoint in the timm layout, not a levit-np "
+                                    f"weights file, and it does not convert: ")
+    assert "missing key head.linear.bias" in result.output

@@ -168,13 +168,15 @@ def test_cli_downloads_the_default_model_once(env, release, monkeypatch):
     first = runner.invoke(cli, ["predict", "--json", "-k", "2", PHOTO])
     assert first.exit_code == 0, first.output
     assert f"cached {VARIANT}" in first.stderr
-    entries = json.loads(first.stdout)  # the progress bar went to stderr: stdout is clean JSON
+    document = json.loads(first.stdout)  # the progress bar went to stderr: stdout is clean JSON
+    entries = document["images"]
+    assert document["model"]["weights"] == str(env / f"{VARIANT}.h5")
     assert entries[0]["image"] == PHOTO and len(entries[0]["predictions"]) == 2
     assert cache_listing(env) == [f"{VARIANT}.h5"]
     Handler.requests.clear()
     second = runner.invoke(cli, ["predict", "--model", VARIANT, "--json", "-k", "2", PHOTO])
     assert second.exit_code == 0 and Handler.requests == []
-    assert json.loads(second.stdout) == entries
+    assert json.loads(second.stdout) == document
 
 
 def test_cli_failed_download_is_one_line_and_caches_nothing(env, release, monkeypatch):

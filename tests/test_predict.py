@@ -67,7 +67,7 @@ def all_photo_probabilities(fixture_h5, photos) -> dict:
     """`levit predict --json --top-k 1000` on all photos (one CLI run): image -> (1000,) probabilities by index."""
     result = run("--weights", str(fixture_h5), "--json", "--top-k", "1000", "--batch-size", "8", *photos)
     assert result.exit_code == 0, result.output
-    entries = json.loads(result.stdout)
+    entries = json.loads(result.stdout)["images"]
     assert [entry["image"] for entry in entries] == photos
     probabilities = {}
     for entry in entries:
@@ -127,7 +127,7 @@ def test_top_k_matches_live_pytorch(tmp_path, official_expected, photos):
     k = 5
     result = run("--weights", str(weights), "--json", "--top-k", str(k), *photos)
     assert result.exit_code == 0, result.output
-    entries = json.loads(result.stdout)
+    entries = json.loads(result.stdout)["images"]
     worst = 0.0
     for entry, row in zip(entries, expected):
         indices = [p["index"] for p in entry["predictions"]]
@@ -152,7 +152,7 @@ def test_json_structure_and_input_order(fixture_model, fixture_h5, tmp_path):
     paths = [str(IMAGES / name) for name in names]
     result = run("--weights", str(fixture_h5), "--backend", "numpy", "--json", "-k", "3", "--batch-size", "2", *paths)
     assert result.exit_code == 0, result.output
-    entries = json.loads(result.stdout)
+    entries = json.loads(result.stdout)["images"]
     assert [entry["image"] for entry in entries] == paths
     probabilities = softmax(fixture_model(np.stack([preprocess(path) for path in paths])))
     for entry, row in zip(entries, probabilities):
@@ -173,7 +173,7 @@ def test_crop_pct_changes_the_resize(fixture_model, fixture_h5):
                  photo)  # the numpy backend, as fixture_model: only the preprocessing differs
     assert result.exit_code == 0, result.output
     got = np.zeros(1000)
-    for p in json.loads(result.stdout)[0]["predictions"]:
+    for p in json.loads(result.stdout)["images"][0]["predictions"]:
         got[p["index"]] = p["probability"]
     timm_style, official = (softmax(fixture_model(preprocess(photo, crop_pct=c)[None]))[0] for c in (0.9, 0.875))
     np.testing.assert_allclose(got, timm_style, rtol=0, atol=1e-6)
@@ -201,14 +201,14 @@ def test_bad_images_get_an_error_and_the_others_are_classified(fixture_h5, tmp_p
     result = run("--weights", str(fixture_h5), "-k", "1", *(["--json"] if as_json else []), *arguments)
     assert result.exit_code == 1
     if as_json:
-        entries = json.loads(result.stdout)
+        entries = json.loads(result.stdout)["images"]
         assert [entry["image"] for entry in entries] == arguments
         assert "predictions" in entries[0] and "predictions" in entries[-1]
         for entry, word in zip(entries[1:-1], bad):
             assert set(entry) == {"image", "error"}
             assert word in entry["error"] and "\n" not in entry["error"], entry
     else:
-        error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
         assert len(error_lines) == len(bad)
         for line, word in zip(error_lines, bad):
             assert word in line
@@ -252,7 +252,7 @@ def test_console_script_in_a_subprocess(fixture_h5, tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    entries = json.loads(proc.stdout)
+    entries = json.loads(proc.stdout)["images"]
     assert [entry["image"] for entry in entries] == [photo, missing]
     assert len(entries[0]["predictions"]) == 5 and "no such file" in entries[1]["error"]
 
@@ -274,7 +274,7 @@ def test_every_image_mode_is_classified(fixture_model, fixture_h5, tmp_path):
     result = run("--weights", str(fixture_h5), "--backend", "numpy", "--json", "-k", "1", *paths)
     assert result.exit_code == 0, result.output
     expected = softmax(fixture_model(np.stack([preprocess(path) for path in paths]))).max(axis=1)
-    got = [entry["predictions"][0]["probability"] for entry in json.loads(result.stdout)]
+    got = [entry["predictions"][0]["probability"] for entry in json.loads(result.stdout)["images"]]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
@@ -315,7 +315,7 @@ def test_no_download_when_no_input_is_readable(tmp_path, monkeypatch):
     monkeypatch.setenv("LEVIT_WEIGHTS_URL", "http://127.0.0.1:9")  # would fail loudly if it were tried
     result = CliRunner().invoke(cli, ["predict", str(tmp_path / "missing.jpg")])
     assert result.exit_code == 1
-    assert result.output.strip().splitlines() == [f"error: {tmp_path / 'missing.jpg'}: no such file"]
+    assert result.output.strip().splitlines() == [f"Error: {tmp_path / 'missing.jpg'}: no such file"]
     assert not (tmp_path / "cache").exists()
 
 
@@ -336,7 +336,7 @@ def test_a_directory_and_a_glob_through_the_cli(fixture_h5, tmp_path):
     result = run("--weights", str(fixture_h5), "--json", "-k", "1", str(tmp_path / "x"),
                  str(tmp_path / "x" / "*.bmp"), str(tmp_path / "nothing-*.png"))
     assert result.exit_code == 1  # the glob that matches nothing
-    entries = json.loads(result.stdout)
+    entries = json.loads(result.stdout)["images"]
     assert [entry["image"] for entry in entries] == [
         str(tmp_path / "x" / "one.bmp"), str(tmp_path / "x" / "y" / "two.png"), str(tmp_path / "x" / "one.bmp"),
         str(tmp_path / "nothing-*.png")]
@@ -351,14 +351,14 @@ def test_an_unexpected_failure_stays_with_its_image_unless_verbose(fixture_model
     import levit_np.images.classify as classify_module
 
     photos = [str(IMAGES / "coral" / "cat.bmp"), str(IMAGES / "coral" / "bird.bmp")]
-    real = classify_module.preprocess
+    real = classify_module.preprocess_hw
 
-    def flaky(path, **kwargs):
+    def flaky(path, *args, **kwargs):
         if path.endswith("bird.bmp"):
             raise RuntimeError("decoder bug")
-        return real(path, **kwargs)
+        return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(classify_module, "preprocess", flaky)
+    monkeypatch.setattr(classify_module, "preprocess_hw", flaky)
     results = list(classify_module.classify(fixture_model, photos, k=2))
     assert results[0].predictions is not None and len(results[0].predictions) == 2
     assert results[1].error == f"{photos[1]}: RuntimeError: decoder bug"

@@ -79,9 +79,11 @@ def test_divergence_points_at_the_first_changed_block(model):
 
 def test_cli_trace_saves_every_intermediate(model, photo, tmp_path):
     target = tmp_path / "trace.npz"
-    result = run(photo, "--random", "levit_128s", "--seed", 11, "--size", 160, 224, "--save", target, "--json")
+    result = run(photo, "--random", "levit_128s", "--seed", 11, "--size", 160, 224, "--save", target, "--json",
+                 "--backend", "numpy")  # bitwise equal to the numpy `model` below
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
+    assert doc["backend"] == "numpy"
     x = preprocess_hw(photo, 160, 224)[None]
     with np.load(target) as z:
         assert z.files == ["input"] + model.block_names()
@@ -95,6 +97,18 @@ def test_cli_trace_saves_every_intermediate(model, photo, tmp_path):
         assert tuple(b["shape"]) == shapes[b["name"]]
         assert b["mean"] == pytest.approx(float(trace[b["name"]].astype(np.float64).mean()), abs=1e-9)
         assert b["min"] <= b["mean"] <= b["max"] and b["ms"] >= 0
+
+
+def test_cli_trace_runs_numba_by_default_and_takes_threads(model, photo):
+    pytest.importorskip("numba")
+    result = run(photo, "--random", "levit_128s", "--seed", 11, "--json", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["backend"] == "numba"
+    trace = model.trace(preprocess_hw(photo, 224, 224)[None])  # the numpy reference
+    for b in doc["blocks"]:
+        scale = float(np.abs(trace[b["name"]]).max())
+        assert b["mean"] == pytest.approx(float(trace[b["name"]].astype(np.float64).mean()), abs=1e-5 * scale), b
 
 
 def test_cli_trace_table(photo):

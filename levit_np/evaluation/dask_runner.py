@@ -19,7 +19,8 @@ from typing import Any, Optional
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
 
 from levit_np.errors import LevitError, one_line
-from levit_np.evaluation.engine import THREAD_VARIABLES, ModelSpec, model_facts, pin_threads
+from levit_np.evaluation.engine import ModelSpec, model_facts, pin_threads
+from levit_np.perf.timing import thread_variables
 
 PLUGIN_NAME = "levit-model"
 RETRIES = 3  # extra attempts per shard (a shard also fails when Dask's allowed-failures kills it)
@@ -99,7 +100,7 @@ class _client:
                 raise ClusterError(f"--cluster {self.address}: expected local:N with N >= 1 worker processes")
             self.cluster = LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
                                         host="127.0.0.1", dashboard_address=None,
-                                        env={name: str(self.threads) for name in THREAD_VARIABLES})
+                                        env=thread_variables(self.threads))
             self.client = Client(self.cluster)
             return self.client
         if "://" not in self.address:

@@ -16,7 +16,8 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+from levit_np.perf import timing
+
 TOP = 5  # classes kept per image in a record
 
 
@@ -59,8 +60,7 @@ def model_facts(model) -> dict:
 
 def pin_threads(threads: int) -> None:
     """Set every thread pool of this process to `threads` (Numba's can only be lowered once it is imported)."""
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads)
+    timing.pin_threads(threads)
     if "numba" in sys.modules:
         import numba
 
@@ -70,12 +70,16 @@ def pin_threads(threads: int) -> None:
 def evaluate_batch(model, items: list[tuple[str, str, int]], preprocessing: Preprocessing,
                    raise_unexpected: bool = False) -> list[dict]:
     """(image name, file path, label) per image -> one record per image, in the same order."""
-    from levit_np.images.classify import predict_arrays, prepare_arrays
+    import numpy as np
+
+    from levit_np.images.classify import prepare_arrays, top_predictions
 
     paths = [path for _name, path, _label in items]
-    arrays, errors = prepare_arrays(paths, preprocessing.crop_pct, raise_unexpected, size=preprocessing.size)
+    side = preprocessing.size
+    arrays, errors = prepare_arrays(paths, preprocessing.crop_pct, raise_unexpected, (side, side))
     positions = sorted(arrays)
-    ranked = dict(zip(positions, predict_arrays(model, [arrays[i] for i in positions], TOP))) if positions else {}
+    ranked = (dict(zip(positions, top_predictions(model, np.stack([arrays[i] for i in positions]), TOP)))
+              if positions else {})
     records = []
     for i, (name, _path, label) in enumerate(items):
         if i in ranked:
@@ -87,8 +91,10 @@ def evaluate_batch(model, items: list[tuple[str, str, int]], preprocessing: Prep
 
 
 def classify_job(model, payload) -> list:
-    """The job of `levit predict`'s workers: (paths, k, crop_pct, raise_unexpected) -> ImageResults, in order."""
+    """The job of `levit predict`'s workers: (paths, k, crop_pct, size, class names, raise_unexpected) ->
+    ImageResults, in order."""
     from levit_np.images.classify import classify_batch
 
-    paths, k, crop_pct, raise_unexpected = payload
-    return classify_batch(model, paths, k=k, crop_pct=crop_pct, raise_unexpected=raise_unexpected)
+    paths, k, crop_pct, size, names, raise_unexpected = payload
+    return classify_batch(model, paths, k=k, crop_pct=crop_pct, size=size, names=names,
+                          raise_unexpected=raise_unexpected)

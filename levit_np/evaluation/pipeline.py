@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Optional
 
 from levit_np.errors import LevitError, one_line
-from levit_np.evaluation.engine import THREAD_VARIABLES, ModelSpec, model_facts, pin_threads
+from levit_np.evaluation.engine import ModelSpec, model_facts, pin_threads
+from levit_np.perf.timing import thread_variables
 
 POLL_SECONDS = 0.5  # how often the parent checks that its workers are alive while it waits
 Job = Callable[[Any, Any], Any]  # (model, batch payload) -> batch result; a module-level function
@@ -87,7 +88,7 @@ class _Pool:
 
     def run(self, batches: Iterator[tuple[int, Any]], on_ready) -> Iterator[tuple[int, Any]]:
         try:
-            with _environment({name: str(self.threads) for name in THREAD_VARIABLES}):
+            with _environment(thread_variables(self.threads)):
                 for _ in range(self.workers):
                     process = self.context.Process(target=_worker_main, daemon=True,
                                                    args=(self.spec, self.threads, self.job, self.tasks, self.results))
@@ -190,14 +191,14 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def classify_in_workers(spec: ModelSpec, paths: list[str], *, k: int, batch_size: int, crop_pct: float,
-                        workers: Optional[int] = None, threads: int = 1,
+                        size: tuple[int, int] = (224, 224), names=None, workers: Optional[int] = None, threads: int = 1,
                         on_progress: Optional[Callable[[int, int], None]] = None,
                         raise_unexpected: bool = False) -> Iterator:
     """`levit_np.images.classify.classify` in worker processes: one ImageResult per path, in input order."""
     from levit_np.evaluation.engine import classify_job
 
     chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
-    payloads = ((i, (chunk, k, crop_pct, raise_unexpected)) for i, chunk in enumerate(chunks))
+    payloads = ((i, (chunk, k, crop_pct, size, names, raise_unexpected)) for i, chunk in enumerate(chunks))
     done = 0
     finished = run_batches(spec, classify_job, payloads, workers=choose_workers(len(chunks), threads, workers),
                            threads=threads)

@@ -1,4 +1,5 @@
-"""ImageNet-1k class labels (packaged ``imagenet_class_index.json``, beside this module), softmax and top-k.
+"""Class labels: ImageNet-1k (packaged ``imagenet_class_index.json``, beside this module) or the user's own
+(``ClassNames``, e.g. from a ``--class-names`` file for a fine-tuned LeViT), softmax and top-k.
 
 The json maps ``"0".."999"`` to ``[wnid, name]`` (the common Keras-format file); names use underscores, which
 ``label`` turns into spaces. The file is read once, on first use.
@@ -8,9 +9,14 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+from dataclasses import dataclass
 from importlib import resources
+from typing import Optional
 
 import numpy as np
+
+from levit_np.errors import LevitError, one_line
 
 NUM_CLASSES = 1000
 _DATA_FILE = "imagenet_class_index.json"
@@ -72,3 +78,58 @@ def top_k(probabilities: np.ndarray, k: int = 5) -> list[list[tuple[int, float]]
     # A stable sort of the negated values keeps the original (ascending index) order among equal values.
     order = np.argsort(-p, axis=1, kind="stable")[:, :k]
     return [[(int(i), float(row[i])) for i in idx] for row, idx in zip(p, order)]
+
+
+@dataclass(frozen=True)
+class ClassNames:
+    """The label (and WordNet id, when known) of each class index of a model's head."""
+
+    labels: tuple[str, ...]
+    wnids: tuple[Optional[str], ...]
+    source: str  # "imagenet-1k", a file name, or "class indices"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def label(self, index: int) -> str:
+        return self.labels[index]
+
+    def wnid(self, index: int) -> Optional[str]:
+        return self.wnids[index]
+
+
+def imagenet_names() -> ClassNames:
+    """The 1000 ImageNet-1k classes (labels and WordNet ids)."""
+    classes = _classes()
+    return ClassNames(tuple(name for _, name in classes), tuple(w for w, _ in classes), "imagenet-1k")
+
+
+def read_class_names(path: str | os.PathLike, num_classes: Optional[int] = None) -> ClassNames:
+    """A text file with one class name per line (UTF-8; surrounding spaces and a final empty line dropped).
+
+    With `num_classes`, the file must hold exactly that many names (the model's head size).
+    """
+    try:
+        text = open(path, encoding="utf-8-sig").read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LevitError(f"cannot read class names from {path}: {one_line(e)}") from None
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    if not names:
+        raise LevitError(f"{path} holds no class names (expected one name per line)")
+    if "" in names:
+        raise LevitError(f"{path}: line {names.index('') + 1} is empty (expected one class name per line)")
+    if num_classes is not None and len(names) != num_classes:
+        raise LevitError(f"{path} has {len(names)} class names, but the model has {num_classes} classes")
+    return ClassNames(tuple(names), (None,) * len(names), os.path.basename(os.fspath(path)))
+
+
+def class_names_for(num_classes: int, path: str | os.PathLike | None = None) -> ClassNames:
+    """The names of a head with `num_classes` outputs: from `path` when given, ImageNet's for 1000 classes,
+    else "class 0", "class 1", ... (a fine-tuned head without a names file)."""
+    if path is not None:
+        return read_class_names(path, num_classes)
+    if num_classes == NUM_CLASSES:
+        return imagenet_names()
+    return ClassNames(tuple(f"class {i}" for i in range(num_classes)), (None,) * num_classes, "class indices")

@@ -277,6 +277,14 @@ def preprocess_batch(
     return np.stack(arrays)
 
 
+def transform_metadata(height: int = DEFAULT_SIZE, width: int = DEFAULT_SIZE, crop_pct: float = DEFAULT_CROP_PCT) -> dict:
+    """The evaluation transform's settings, for the metadata of a result file."""
+    return {"transform": "official LeViT evaluation: RGB, bicubic resize (shorter side), centre crop, normalise",
+            "size": [height, width], "crop_pct": crop_pct,
+            "resize": [resize_size(height, crop_pct), resize_size(width, crop_pct)],
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+
+
 # ------------------------------------------------------------------ other input sizes (H x W, multiples of 16)
 
 

@@ -82,18 +82,24 @@ VARIANTS: dict[str, LevitConfig] = {
 
 ALIASES = {
     "128s": "levit_128s", "128": "levit_128", "192": "levit_192", "256": "levit_256", "384": "levit_384",
-    "levit-128s": "levit_128s", "levit-128": "levit_128", "levit-192": "levit_192",
-    "levit-256": "levit_256", "levit-384": "levit_384",
 }
 
 
+def variant_name(name: str) -> str:
+    """The timm name of a variant, from any of its spellings: `levit_128s`, `128s`, `128S`, `LeViT-128S`,
+    `levit128s`, `LeViT_256`. Raises ValueError naming the known variants."""
+    key = str(name).strip().lower().replace("-", "_")
+    short = key.removeprefix("levit").lstrip("_")
+    canonical = ALIASES.get(short, key)
+    if canonical not in VARIANTS:
+        raise ValueError(f"unknown LeViT variant {name!r}; known: {', '.join(VARIANTS)} (or short: 128s, 256, "
+                         f"LeViT-256, ...)")
+    return canonical
+
+
 def get_config(name: str) -> LevitConfig:
-    """Look a variant up by timm name (`levit_128s`) or a short alias (`128S`, `LeViT-128S`)."""
-    key = name.strip().lower()
-    key = ALIASES.get(key, key)
-    if key not in VARIANTS:
-        raise ValueError(f"unknown LeViT variant {name!r}; known: {', '.join(VARIANTS)}")
-    return VARIANTS[key]
+    """Look a variant up by any spelling `variant_name` accepts (`levit_128s`, `128S`, `LeViT-128S`)."""
+    return VARIANTS[variant_name(name)]
 
 
 class BlockKind(str, enum.Enum):

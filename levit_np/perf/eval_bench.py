@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                    "LEVIT_THREADS")
+from levit_np.perf import timing
+from levit_np.perf.timing import thread_variables
+
 CLASS_WNIDS = ("n01440764", "n01443537", "n01484850", "n01491361", "n01494475", "n01496331", "n01498041",
                "n01514668", "n01514859", "n01518878")
 PHOTO_SIZE = (500, 375)
@@ -64,7 +65,7 @@ class Report:
 
 def clean_environment() -> dict[str, str]:
     """The environment a user would run with: no thread pins (each side picks its own defaults)."""
-    return {name: value for name, value in os.environ.items() if name not in THREAD_VARIABLES}
+    return {name: value for name, value in os.environ.items() if name not in timing.THREAD_VARIABLES}
 
 
 def make_dataset(photos: str, root: Path, count: int, seed: int = 0) -> Path:
@@ -180,7 +181,7 @@ def run(settings: Settings, log: Callable[[str], None] = lambda message: None) -
 def unit_times(root: str, variant: str) -> dict:
     """Preprocess and model ms per image, each alone on one core, in a subprocess pinned to one thread."""
     env = clean_environment()
-    env.update({name: "1" for name in THREAD_VARIABLES})
+    env.update(thread_variables(1))
     out = subprocess.run([sys.executable, "-m", "levit_np.perf.eval_bench", "unit", root, variant], env=env,
                          check=True, capture_output=True, text=True).stdout
     return {**json.loads(out.strip().splitlines()[-1]), "cores": len(os.sched_getaffinity(0))}

@@ -20,10 +20,15 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
                     "LEVIT_THREADS", "TBB_NUM_THREADS")
 
 
+def thread_variables(threads: int) -> dict[str, str]:
+    """{variable: threads} for every thread pool."""
+    return {name: str(threads) for name in THREAD_VARIABLES}
+
+
 def pin_threads(threads: int, env: Optional[MutableMapping[str, str]] = None) -> MutableMapping[str, str]:
     """Set every thread pool's variable to `threads` in `env` (default: this process's environment)."""
     env = os.environ if env is None else env
-    env.update({name: str(threads) for name in THREAD_VARIABLES})
+    env.update(thread_variables(threads))
     return env
 
 

@@ -256,6 +256,11 @@ def _check_within_file(info: zipfile.ZipInfo, archive: zipfile.ZipFile) -> None:
                          f"{info.header_offset}, past the end of the {size}-byte file")
 
 
+def sniff_format(path: PathLike) -> str:
+    """A readable name of the checkpoint format, judged by content: 'PyTorch zip' or 'safetensors'."""
+    return {"zip": "PyTorch zip", "safetensors": "safetensors"}[_sniff(path)]
+
+
 def _sniff(path: PathLike) -> str:
     """'zip' or 'safetensors' from the file's first bytes; a CheckpointError for anything else."""
     p = Path(path)

@@ -6,6 +6,7 @@ with the right shape, and all problems are reported together in one ConversionEr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +36,29 @@ class Conversion:
 
 
 def map_state_dict(state: dict[str, np.ndarray], variant: Optional[str] = None) -> Conversion:
-    """Map a flat source state dict onto canonical names; the variant is inferred from shapes unless given."""
+    """Map a flat source state dict onto canonical names; the variant is inferred from shapes unless given.
+
+    The class count comes from the head's shape (a fine-tuned LeViT with 10 classes converts as such). With
+    `variant` given and not fitting, the error says first which variant the checkpoint is, when one fits.
+    """
     try:
         layout = detect_layout(state)
-        candidates = [get_config(variant)] if variant else list(VARIANTS.values())
+        wanted = get_config(variant) if variant else None
     except ValueError as e:
         raise ConversionError(str(e)) from None
-    attempts = [(cfg, _problems(state, cfg, layout)) for cfg in candidates]
+    attempts = [(cfg, _problems(state, cfg, layout))
+                for cfg in (_with_class_count(cfg, state, layout) for cfg in VARIANTS.values())]
     fitting = [cfg for cfg, problems in attempts if not problems]
+    if wanted is not None:
+        if fitting and fitting[0].name != wanted.name:
+            raise ConversionError(f"this is a {fitting[0].name} checkpoint, not {wanted.name}: drop --variant "
+                                  f"(the variant is inferred from the shapes) or give --variant {fitting[0].name}")
+        closest, closest_problems = min(attempts, key=lambda attempt: len(attempt[1]))
+        mine = [attempt for attempt in attempts if attempt[0].name == wanted.name]
+        if not fitting and closest.name != wanted.name and len(closest_problems) < len(mine[0][1]):
+            raise ConversionError(f"this looks like a {closest.name} checkpoint, not {wanted.name}; as {closest.name} "
+                                  f"it has {len(closest_problems)} problem(s): {summarize(closest_problems)}")
+        attempts, fitting = mine, [cfg for cfg, problems in mine if not problems]
     if not fitting:
         cfg, problems = min(attempts, key=lambda attempt: len(attempt[1]))
         which = f"as {cfg.name}" if variant else f"as any LeViT variant (closest: {cfg.name})"
@@ -53,6 +69,14 @@ def map_state_dict(state: dict[str, np.ndarray], variant: Optional[str] = None) 
     params = {name: np.ascontiguousarray(state[key], dtype=np.float32) for name, key in key_map.items()}
     ignored = [key for key in state if key.endswith(layout.ignored_suffixes)]
     return Conversion(cfg, layout, params, ignored, len(state))
+
+
+def _with_class_count(cfg: LevitConfig, state: dict[str, np.ndarray], layout: Layout) -> LevitConfig:
+    """`cfg` with as many classes as the checkpoint's head has rows (unchanged when the head is missing)."""
+    head = state.get(layout.key_map(cfg).get("head.weight", ""))
+    if head is None or getattr(head, "ndim", 0) != 2 or head.shape[0] < 1:
+        return cfg
+    return dataclasses.replace(cfg, num_classes=int(head.shape[0]))
 
 
 def _problems(state: dict[str, np.ndarray], cfg: LevitConfig, layout: Layout) -> list[str]:
@@ -105,3 +129,28 @@ def convert_checkpoint(src: str | os.PathLike, out: str | os.PathLike, variant: 
     write_weights(out, conversion.config, conversion.params,
                   source_name=Path(src).name, source_sha256=sha256_file(src), source_layout=conversion.layout.name)
     return conversion
+
+
+def describe_checkpoint(path: str | os.PathLike) -> dict:
+    """What a checkpoint file holds, for `levit info`: its format, key layout, variant and class count when it
+    maps onto one (else `problem` says why not), tensor and value counts. Reads it as `levit convert` does."""
+    from levit_np.weights.checkpoint_io import read_state_dict, sniff_format
+
+    file_format = sniff_format(path)
+    state = read_state_dict(path)
+    tensors = {key: value for key, value in state.items() if isinstance(value, np.ndarray)}
+    summary = {"path": os.fspath(path), "format": file_format, "tensors": len(tensors),
+               "values_stored": int(sum(value.size for value in tensors.values()))}
+    try:
+        conversion = map_state_dict(state)
+    except ConversionError as e:
+        try:
+            summary["layout"] = detect_layout(state).name
+        except ValueError:
+            summary["layout"] = None
+        summary["problem"] = str(e)
+        return summary
+    cfg = conversion.config
+    summary.update(layout=conversion.layout.name, layout_description=conversion.layout.description,
+                   variant=cfg.name, num_classes=cfg.num_classes, ignored_keys=len(conversion.ignored))
+    return summary
