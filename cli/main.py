@@ -21,6 +21,7 @@ COMMANDS = {
     "flops": "levit_cli.flops:flops",
     "profile": "levit_cli.profile:profile",
     "bench": "levit_cli.bench:bench",
+    "tradeoff": "levit_cli.tradeoff:tradeoff",
 }
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
