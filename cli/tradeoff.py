@@ -43,21 +43,26 @@ def _runtimes(ctx, param, value: str) -> tuple[str, ...]:
                    "one call per round; starting the workers comes on top).")
 @click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Rounds; each times every (model, runtime) pair once, in rotating order.")
+@click.option("--ops", is_flag=True,
+              help="Instead of images/s: milliseconds per call by kind of operator (depthwise conv, 1x1 conv, "
+                   "linear, ...) for each pair in torch, onnxruntime and openvino, over --rounds profiled calls.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Also draw images/s against top-1 (like the paper's Fig. 1) to this .png, .svg or .pdf file "
                    "(needs matplotlib: pip install 'levit-np[plot]').")
 @click.pass_context
 def tradeoff(ctx: click.Context, models, runtimes: tuple[str, ...], batch: int, threads: Optional[int],
-             budget: float, rounds: int, as_json: bool, plot_path: Optional[str]) -> None:
+             budget: float, rounds: int, ops: bool, as_json: bool, plot_path: Optional[str]) -> None:
     """Images/s of the paper's Table 3 models (LeViT, EfficientNet-B0..B4, DeiT) in PyTorch eager, ONNX Runtime,
     OpenVINO f32 and, for LeViT, our numba path; each (model, runtime) in its own process, interleaved over
     rounds, random weights. Prints them beside Table 3 and restates the paper's claim (LeViT-192 at 80% top-1 is
     5x faster than EfficientNet-B2) with this CPU's numbers."""
-    from levit_np.perf.tradeoff import Settings, run_tradeoff
+    from levit_np.perf.tradeoff import Settings, operator_profile, run_tradeoff
 
     from .console import print_json
 
+    if ops and plot_path:
+        raise click.UsageError("--plot draws images/s; it does not go with --ops")
     if plot_path:  # a bad path or a missing matplotlib fails now, not after minutes of measuring
         from levit_np.perf.tradeoff_plot import FORMATS, require_matplotlib
         from levit_np.weights.fileio import check_output_path
@@ -67,6 +72,10 @@ def tradeoff(ctx: click.Context, models, runtimes: tuple[str, ...], batch: int, 
     threads = threads or (ctx.obj or {}).get("threads") or 1
     settings = Settings(models=models, runtimes=runtimes, batch=batch, threads=threads, budget=budget,
                         rounds=rounds)
+    if ops:
+        result = _measure(settings, lambda s, progress: operator_profile(s, calls=rounds, progress=progress))
+        print_json(result) if as_json else _print_operator_tables(result)
+        return
     result = _measure(settings, run_tradeoff)
     if plot_path:
         from levit_np.perf.tradeoff_plot import plot_tradeoff
@@ -149,3 +158,42 @@ def _print_claims(result: dict) -> None:
                   f"({claim['efficientnet_top1']:.1f}%): paper {claim['paper_ratio']:.1f}x "
                   f"(abstract: {claim['paper_claim']:.0f}x); here " + (", ".join(parts) or "not measured"),
                   highlight=False, soft_wrap=True)
+
+
+def _print_operator_tables(result: dict) -> None:
+    """One table per runtime: a row per kind of operator, a column per model, ms per call and share of the call."""
+    from rich import box
+    from rich.table import Table
+
+    from .console import err, out
+
+    runtimes = list(dict.fromkeys(r for m in result["models"] for r in m["runtimes"]))
+    for runtime in runtimes:
+        columns = [m for m in result["models"] if "total" in m["runtimes"].get(runtime, {})]
+        for m in result["models"]:
+            reason = m["runtimes"].get(runtime, {}).get("skipped")
+            if reason:
+                err.print(f"[yellow]not profiled[/] {m['name']} in {runtime}: {reason}", highlight=False,
+                          soft_wrap=True)
+        if not columns:
+            continue
+        shares = {k: max(m["runtimes"][runtime].get(k, 0.0) / m["runtimes"][runtime]["total"] for m in columns)
+                  for m in columns for k in m["runtimes"][runtime] if k != "total"}
+        kinds = sorted((k for k in shares if shares[k] >= 0.01), key=lambda k: -shares[k])
+        small = [k for k in shares if shares[k] < 0.01]
+        table = Table(title=f"{RUNTIME_TITLES[runtime]}: ms per call of {result['batch']} images by kind of operator "
+                            f"(share), {result['threads']} thread(s), {result['cpu']}", title_justify="left",
+                      box=box.SIMPLE_HEAD)
+        table.add_column("operator")
+        for m in columns:
+            table.add_column(f"{m['name']} ({m['resolution']})", justify="right")
+        for kind in kinds + (["smaller ops"] if small else []) + ["total"]:
+            cells = []
+            for m in columns:
+                times = m["runtimes"][runtime]
+                value = sum(times.get(k, 0.0) for k in small) if kind == "smaller ops" else times.get(kind)
+                cells.append("" if value is None else f"{value * 1e3:,.1f} ({100 * value / times['total']:.0f}%)")
+            table.add_row(kind, *cells)
+        if small:
+            table.caption = f"smaller ops: those under 1% of every column ({', '.join(sorted(small))})"
+        out.print(table)

@@ -146,3 +146,46 @@ def test_cli_bad_input_is_one_line_before_measuring(args, message, monkeypatch):
     assert done.exit_code != 0
     assert message in done.output
     assert "Traceback" not in done.output
+
+
+def test_torch_operator_kinds_cover_the_call():
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from levit_np.perf.operator_times import torch_operator_times
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 3, groups=8),
+                                torch.nn.Conv2d(8, 16, 1), torch.nn.BatchNorm2d(16), torch.nn.SiLU(),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 4)).eval()
+    x = np.zeros((2, 3, 16, 16), np.float32)
+    times = torch_operator_times(model, x, calls=2)
+    assert set(times) == {"other conv", "depthwise conv", "1x1 conv", "norm", "activation", "pooling", "linear",
+                          "other", "total"}
+    parts = sum(v for k, v in times.items() if k != "total")
+    np.testing.assert_allclose(parts, times["total"], rtol=1e-9)  # "other" is the remainder
+    assert all(v >= 0 for v in times.values())
+
+
+def test_cli_ops_prints_one_table_per_runtime(monkeypatch):
+    profile = {"cpu": "a CPU", "threads": 1, "batch": 16, "calls": 3, "models": [
+        {"key": "efficientnet_b2", "name": "EfficientNet-B2", "resolution": 260,
+         "runtimes": {"torch": {"depthwise conv": 0.6, "1x1 conv": 0.3, "pooling": 0.001, "other": 0.099,
+                                "total": 1.0},
+                      "openvino": {"skipped": "not installed: openvino"}}}]}
+    seen = {}
+
+    def fake_profile(settings, calls, progress):
+        seen["calls"] = calls
+        return profile
+
+    monkeypatch.setattr(tradeoff, "operator_profile", fake_profile)
+    done = CliRunner().invoke(cli, ["tradeoff", "--ops", "--models", "efficientnet_b2", "--rounds", "4"])
+    assert done.exit_code == 0, done.output
+    assert seen["calls"] == 4
+    assert "depthwise conv" in done.stdout and "600.0 (60%)" in done.stdout and "smaller ops" in done.stdout
+    assert "not profiled" in done.stderr and "EfficientNet-B2 in openvino" in done.stderr
+
+
+def test_cli_ops_does_not_draw():
+    done = CliRunner().invoke(cli, ["tradeoff", "--ops", "--plot", "fig.png"])
+    assert done.exit_code != 0 and "does not go with --ops" in done.output

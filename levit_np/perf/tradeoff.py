@@ -221,10 +221,50 @@ def run_tradeoff(settings: Settings, progress: Callable[[str, int, int], None] =
     return summarise(settings, pairs, load_before, os.getloadavg())
 
 
+def operator_profile(settings: Settings, calls: int = 3,
+                     progress: Callable[[str, int, int], None] = lambda text, done, total: None) -> dict:
+    """Seconds per call by kind of operator for every pair (numba has no such profile and is left out), each in
+    its own process, one after another. -> {"models": [{"name", "runtimes": {runtime: {kind: seconds}}}], ...}"""
+    settings.runtimes = tuple(r for r in settings.runtimes if r != "numba")
+    pairs = plan(settings)
+    live = [p for p in pairs if not p.skipped]
+    total = len({p.model.key for p in live}) + len(live)
+    done = 0
+
+    def step(text: str) -> None:
+        nonlocal done
+        progress(text, done, total)
+        done += 1
+
+    env = thread_environment(settings.threads)
+    times: dict[int, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="levit-tradeoff-") as folder:
+        _prepare(settings, pairs, folder, env, step)
+        for i, p in enumerate(pairs):
+            if p.skipped:
+                continue
+            step(f"profiling {p.model.name} in {p.runtime}")
+            spec = _spec(settings, p.model, folder, runtime=p.runtime, resolution=p.resolution or 224, calls=calls)
+            worker = Worker("ops", spec, env)
+            reply = worker.receive()
+            worker.close()
+            times[i] = reply.get("ops") or {"skipped": reply.get("error", "failed")}
+            p.resolution = reply.get("resolution", p.resolution)
+    progress("done", total, total)
+    models = []
+    for model in settings.models:
+        mine = [(i, p) for i, p in enumerate(pairs) if p.model is model]
+        models.append({"key": model.key, "name": model.name,
+                       "resolution": next((p.resolution for _, p in mine if p.resolution), None),
+                       "runtimes": {p.runtime: times.get(i, {"skipped": p.skipped}) for i, p in mine}})
+    from levit_np.perf.block_table import cpu_name  # (block_table imports NumPy)
+
+    return {"cpu": cpu_name(), "threads": settings.threads, "batch": settings.batch, "calls": calls,
+            "models": models}
+
+
 def summarise(settings: Settings, pairs: list[Pair], load_before, load_after) -> dict:
     """Images/s (median and interquartile range) per model and runtime, beside Table 3, and the claim restated."""
-    from levit_np.perf.block_table import cpu_name
-
     models = []
     for model in settings.models:
         params, macs = counted(model)
@@ -248,6 +288,8 @@ def summarise(settings: Settings, pairs: list[Pair], load_before, load_after) ->
             best = max(measured, key=measured.get)
             row["best"] = {"runtime": best, "img_s": measured[best]}
         models.append(row)
+    from levit_np.perf.block_table import cpu_name  # (block_table imports NumPy)
+
     return {"cpu": cpu_name(), "threads": settings.threads, "batch": settings.batch, "budget_s": settings.budget,
             "rounds": settings.rounds, "load_average_before": list(load_before), "load_average_after": list(load_after),
             "source": SOURCE, "runtimes": list(settings.runtimes), "models": models, "claims": claims(models)}

@@ -8,6 +8,8 @@ before torch, NumPy or a runtime is imported. Two commands:
         KEY.safetensors (its weights, which our numba path loads so it computes the very same function)
     python -m levit_np.perf.tradeoff_worker serve SPEC            # build the runner, check its logits, then answer
         timing requests read from stdin as JSON lines ({"calls": k} -> {"times": [seconds, ...]})
+    python -m levit_np.perf.tradeoff_worker ops SPEC              # seconds per call by kind of operator
+        (levit_np.perf.operator_times), for `levit tradeoff --ops`
 
 Every runner is checked before it is timed: its logits of the probe images against the eager PyTorch model's.
 """
@@ -210,13 +212,54 @@ def serve(spec: dict) -> None:
         _reply({"times": times})
 
 
+def operator_times(spec: dict) -> None:
+    """Reply with the runner's seconds per call by kind of operator, over spec["calls"] calls at the run's batch."""
+    import numpy as np
+
+    from levit_np.perf import operator_times as ops
+
+    runtime, calls = spec["runtime"], spec["calls"]
+    try:
+        if runtime == "torch":
+            import torch
+
+            torch.set_num_threads(spec["threads"])
+            model, side = timm_model(spec)
+            x = np.random.default_rng(2).standard_normal((spec["batch"], 3, side, side)).astype(np.float32)
+            ops.torch_operator_times(model, x, 1)  # warm-up
+            times = ops.torch_operator_times(model, x, calls)
+        elif runtime in ("openvino", "onnxruntime"):
+            side = spec["resolution"]
+            x = np.random.default_rng(2).standard_normal((spec["batch"], 3, side, side)).astype(np.float32)
+            if runtime == "onnxruntime":
+                times = ops.onnxruntime_operator_times(_file(spec, ".onnx"), x, spec["threads"], calls,
+                                                       spec["folder"])
+            else:
+                import openvino as ov
+
+                core = ov.Core()
+                model = core.read_model(_file(spec, ".onnx"))
+                model.reshape({"images": list(x.shape)})
+                compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                             "INFERENCE_NUM_THREADS": spec["threads"],
+                                                             "NUM_STREAMS": 1, "PERF_COUNT": True})
+                times = ops.openvino_operator_times(compiled, x, calls)
+        else:
+            raise ValueError(f"no operator profile for runtime {runtime!r} (torch, onnxruntime, openvino have one)")
+        _reply({"ops": times, "resolution": side})
+    except Exception as e:
+        _reply({"error": f"{type(e).__name__}: {' '.join(str(e).split())}"})
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["prepare"] and len(argv) == 2:
         prepare(json.loads(argv[1]))
     elif argv[:1] == ["serve"] and len(argv) == 2:
         serve(json.loads(argv[1]))
+    elif argv[:1] == ["ops"] and len(argv) == 2:
+        operator_times(json.loads(argv[1]))
     else:
-        raise SystemExit("usage: python -m levit_np.perf.tradeoff_worker prepare SPEC | serve SPEC")
+        raise SystemExit("usage: python -m levit_np.perf.tradeoff_worker prepare SPEC | serve SPEC | ops SPEC")
 
 
 if __name__ == "__main__":
