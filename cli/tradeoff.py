@@ -54,8 +54,8 @@ def _runtimes(ctx, param, value: str) -> tuple[str, ...]:
 def tradeoff(ctx: click.Context, models, runtimes: tuple[str, ...], batch: int, threads: Optional[int],
              budget: float, rounds: int, ops: bool, as_json: bool, plot_path: Optional[str]) -> None:
     """Images/s of the paper's Table 3 models (LeViT, EfficientNet-B0..B4, DeiT) in PyTorch eager, ONNX Runtime,
-    OpenVINO f32 and, for LeViT, our numba path; each (model, runtime) in its own process, interleaved over
-    rounds, random weights. Prints them beside Table 3 and restates the paper's claim (LeViT-192 at 80% top-1 is
+    OpenVINO f32 and, for LeViT, our numba path; each (model, runtime) in its own process, random weights; runtime
+    by runtime, that runtime's models interleaved over rounds (medians and interquartile ranges). Prints them beside Table 3 and restates the paper's claim (LeViT-192 at 80% top-1 is
     5x faster than EfficientNet-B2) with this CPU's numbers."""
     from levit_np.perf.tradeoff import Settings, operator_profile, run_tradeoff
 

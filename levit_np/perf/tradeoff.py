@@ -3,10 +3,12 @@
 Every (model, runtime) pair runs in its own worker process (levit_np.perf.tradeoff_worker) whose thread pools
 are fixed in its environment before anything is imported. The timm model of each model is built once by a
 `prepare` process that writes its ONNX export, its logits of a probe batch and (LeViT) its weights; each worker
-checks its logits against those before it is timed. All workers then wait while the parent asks them in turn,
-round after round with the order rotating, for a few calls each, so slow drifts of a shared machine hit every
-pair alike; only one worker computes at a time. The budget is split evenly over pairs and rounds, so fast pairs
-make many calls and slow ones (EfficientNet-B4 in eager PyTorch) at least one per round.
+checks its logits against those before it is timed. Runtime by runtime, all that runtime's workers are started
+and then wait while the parent asks them in turn, round after round with the order rotating, for a few calls
+each: the models a ratio compares (LeViT-192 against EfficientNet-B2 in one runtime) are timed interleaved, so
+slow drifts of a shared machine hit them alike, and only one worker computes at a time. (One runtime at a time,
+not all at once: some forty live workers would hold over 10 GB.) The budget is split evenly over pairs and
+rounds, so fast pairs make many calls and slow ones (EfficientNet-B4 in eager PyTorch) at least one per round.
 """
 
 from __future__ import annotations
@@ -156,11 +158,11 @@ def _prepare(settings: Settings, pairs: list[Pair], folder: str, env: dict, step
             p.resolution = reply["resolution"]
 
 
-def _start(settings: Settings, pairs: list[Pair], folder: str, env: dict,
+def _start(settings: Settings, pairs: list[Pair], live: list[int], folder: str, env: dict,
            step: Callable[[str], None]) -> dict[int, Worker]:
-    """Start the workers two at a time (each builds, checks and warms its runner), keeping those that came up."""
+    """Start the workers of pairs[i] for i in `live`, two at a time (each builds, checks and warms its runner);
+    keep those that came up."""
     workers: dict[int, Worker] = {}
-    live = [i for i, p in enumerate(pairs) if not p.skipped]
     for start in range(0, len(live), 2):
         batch = live[start:start + 2]
         for i in batch:
@@ -198,27 +200,35 @@ def run_tradeoff(settings: Settings, progress: Callable[[str, int, int], None] =
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="levit-tradeoff-") as folder:
         _prepare(settings, pairs, folder, env, step)
-        workers = _start(settings, pairs, folder, env, step)
-        try:
-            order = list(workers)
-            share = settings.budget / max(1, settings.rounds * len(order))
-            for round_index in range(settings.rounds):
-                shift = round_index % max(1, len(order))
-                for i in order[shift:] + order[:shift]:
-                    p = pairs[i]
-                    step(f"round {round_index + 1}/{settings.rounds}: {p.model.name} in {p.runtime}")
-                    if p.skipped:
-                        continue
-                    reply = workers[i].ask({"calls": calls_per_turn(p.first_call_s, share)})
-                    if "times" not in reply:
-                        p.skipped = reply.get("error", "worker stopped")
-                        continue
-                    p.times += reply["times"]
-        finally:
-            for w in workers.values():
-                w.close()
+        share = settings.budget / max(1, settings.rounds * len(live))
+        for runtime in settings.runtimes:
+            group = [i for i, p in enumerate(pairs) if p.runtime == runtime and not p.skipped]
+            workers = _start(settings, pairs, group, folder, env, step)
+            try:
+                _rounds(settings, pairs, workers, share, step)
+            finally:
+                for w in workers.values():
+                    w.close()
     progress("done", total, total)
     return summarise(settings, pairs, load_before, os.getloadavg())
+
+
+def _rounds(settings: Settings, pairs: list[Pair], workers: dict[int, Worker], share: float,
+            step: Callable[[str], None]) -> None:
+    """Ask each worker in turn for `share` seconds of calls, round after round, the order rotating each round."""
+    order = list(workers)
+    for round_index in range(settings.rounds):
+        shift = round_index % max(1, len(order))
+        for i in order[shift:] + order[:shift]:
+            p = pairs[i]
+            step(f"{p.runtime}, round {round_index + 1}/{settings.rounds}: {p.model.name}")
+            if p.skipped:
+                continue
+            reply = workers[i].ask({"calls": calls_per_turn(p.first_call_s, share)})
+            if "times" not in reply:
+                p.skipped = reply.get("error", "worker stopped")
+                continue
+            p.times += reply["times"]
 
 
 def operator_profile(settings: Settings, calls: int = 3,
