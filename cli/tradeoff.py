@@ -41,7 +41,7 @@ def _runtimes(ctx, param, value: str) -> tuple[str, ...]:
 @click.option("--budget", type=click.FloatRange(1, 36000), default=120, show_default=True,
               help="Seconds of timed calls in all, split evenly over pairs and rounds (each pair makes at least "
                    "one call per round; starting the workers comes on top).")
-@click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
+@click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True,
               help="Rounds; each times every (model, runtime) pair once, in rotating order.")
 @click.option("--ops", is_flag=True,
               help="Instead of images/s: milliseconds per call by kind of operator (depthwise conv, 1x1 conv, "

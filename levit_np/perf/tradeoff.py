@@ -39,7 +39,7 @@ class Settings:
     batch: int = 16
     threads: int = 1
     budget: float = 120.0  # seconds of timed calls in all, split evenly over pairs and rounds
-    rounds: int = 3
+    rounds: int = 5
     seed: int = 0
 
 
