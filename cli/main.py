@@ -29,6 +29,7 @@ COMMANDS = {
     "export": "levit_cli.export:export",
     "bench-eval": "levit_cli.bench_eval:bench_eval",
     "eval": "levit_cli.eval:eval_command",
+    "tradeoff": "levit_cli.tradeoff:tradeoff",
 }
 
 
