@@ -9,6 +9,7 @@ Layout (format version 1):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 from levit_np.model.config import VARIANTS, LevitConfig
 from levit_np.errors import LevitError, WeightsFileError, one_line
 from levit_np.weights.fileio import atomic_output
+from levit_np.weights.limits import MAX_CLASSES
 from levit_np.model.params import param_shapes
 
 FORMAT = "levit-np"
@@ -167,9 +169,12 @@ def _read_info(path, f) -> WeightsInfo:
     except (KeyError, ValueError, TypeError) as e:
         raise WeightsFileError(f"{path}: unreadable config attribute ({one_line(e, 160)})") from None
     known = VARIANTS.get(cfg.name) if isinstance(cfg.name, str) else None
-    if cfg != known:  # only the released variants are written (and their tensor tables are bounded)
+    released = known is not None and type(cfg.num_classes) is int and 1 <= cfg.num_classes <= MAX_CLASSES
+    if not released or dataclasses.replace(cfg, num_classes=known.num_classes) != known:
+        # only the released variants are written, with any bounded class count (their tensor tables are bounded)
         raise WeightsFileError(f"{path}: its config attribute is not that of a released LeViT variant "
-                               f"({', '.join(VARIANTS)}); convert its checkpoint again with `levit convert`")
+                               f"({', '.join(VARIANTS)}) with 1 to {MAX_CLASSES:,} classes; convert its checkpoint "
+                               "again with `levit convert`")
     return WeightsInfo(cfg, version, attrs)
 
 

@@ -15,6 +15,7 @@ MAX_TENSOR_DIMS = 32  # a LeViT tensor has at most 4 dimensions (conv weights)
 MAX_CHECKPOINT_BYTES = 4 << 30  # all tensor data of one checkpoint, 4 GiB (levit_384's weights: 156 MB)
 MAX_PICKLE_BYTES = 64 << 20  # a state dict's data.pkl is ~100 kB; an optimizer's state doubles it
 MAX_SAFETENSORS_HEADER_BYTES = 100_000_000  # the limit the safetensors library itself applies
+MAX_CLASSES = 100_000  # classes of a (fine-tuned) head: 768 x 100,000 floats is 307 MB, ImageNet-21k fits
 
 
 class LimitExceeded(ValueError):
