@@ -194,7 +194,7 @@ def _from_csv(root: Path, labels: Path) -> list[Sample]:
 def _label_index(label: str, known: dict[str, int]) -> Optional[int]:
     if label in known:
         return known[label]
-    if label.isdigit() and int(label) < NUM_CLASSES:
+    if label.isascii() and label.isdigit() and int(label) < NUM_CLASSES:  # '²' is a digit, not an int
         return int(label)
     return None
 
@@ -203,7 +203,7 @@ def read_real_labels(path: str | os.PathLike) -> list[frozenset[int]]:
     """ImageNet-ReaL's real.json: entry i, the label set of ILSVRC2012_val_{i+1:08d}.JPEG (may be empty)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: lists nested too deep
         raise DatasetError(f"{path}: cannot read the ReaL labels ({_reason(e)})") from None
     if not isinstance(data, list) or not all(isinstance(entry, list) for entry in data):
         raise DatasetError(f"{path}: ReaL labels must be a JSON list of lists of class indices")
