@@ -1,5 +1,6 @@
-"""`--backend [numba|numpy]`: which kernels a command runs. The CLI defaults to the fast path (numba); the Python
-API keeps NumPy as its default (`levit_np.load(path, backend="numpy")`).
+"""`--backend [auto|numpy|numba]`: which kernels a command runs. The CLI defaults to `auto` (the NumPy reference
+for a few photos, where Numba's start-up would cost more than it saves; numba for more work); the Python API
+keeps NumPy as its default (`levit_np.load(path, backend="numpy")`).
 
     @click.command()
     @backend_option
@@ -12,18 +13,19 @@ from typing import Callable, Optional
 
 import click
 
-from levit_np.kernels.backends import BACKENDS  # a plain table: importing it loads neither NumPy nor Numba
+from levit_np.kernels.backends import CHOICES, describe_auto  # plain tables: importing loads neither NumPy nor Numba
 
-DEFAULT_BACKEND = "numba"
+DEFAULT_BACKEND = "auto"
 
 
 def backend_option(f: Optional[Callable] = None, *, default: str = DEFAULT_BACKEND) -> Callable:
     """Add `--backend` (parameter `backend`): `@backend_option`, or `@backend_option(default="numpy")` for the
     commands that read or time the reference."""
     def add(command: Callable) -> Callable:
-        return click.option("--backend", type=click.Choice(list(BACKENDS)), default=default,
+        return click.option("--backend", type=click.Choice(list(CHOICES)), default=default,
                             show_default=True,
                             help="Kernels: numba (folded weights, compiled kernels; the first run compiles them, "
-                                 "later runs load them from Numba's cache) or numpy (the readable reference).")(command)
+                                 "later runs load them from Numba's cache), numpy (the readable reference) or "
+                                 f"{describe_auto()}.")(command)
 
     return add(f) if f is not None else add

@@ -24,8 +24,13 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'levit_np' has no attribute {name!r}")
 
 
-def load(path: str | os.PathLike, backend: str = "numpy", variant: str | None = None) -> "LevitModel":
-    """Load a model from a levit-np `.h5` file, or from any checkpoint `levit convert` reads (converted in memory)."""
+def load(path: str | os.PathLike, backend: str = "numpy", variant: str | None = None,
+         dtype: str = "float32") -> "LevitModel":
+    """Load a model from a levit-np `.h5` file, or from any checkpoint `levit convert` reads (converted in memory).
+
+    backend: "numpy" (the reference), "numba" (compiled) or "auto" (numpy for small work, numba for large).
+    dtype: "float32", or "float64" to run the reference in double precision (an accuracy yardstick).
+    """
     from levit_np.weights.fileio import is_hdf5
     from levit_np.levit_model import LevitModel
 
@@ -33,20 +38,21 @@ def load(path: str | os.PathLike, backend: str = "numpy", variant: str | None = 
         from levit_np.weights.hdf5_file import read_weights
 
         info, params = read_weights(path)
-        return LevitModel(info.config, params, backend)
+        return LevitModel(info.config, params, backend, dtype)
     from levit_np.weights.convert import read_checkpoint
 
     conversion = read_checkpoint(path, variant)
-    return LevitModel(conversion.config, conversion.params, backend)
+    return LevitModel(conversion.config, conversion.params, backend, dtype)
 
 
-def create(variant: str, seed: int = 0, backend: str = "numpy") -> "LevitModel":
-    """A model with random weights (random BN statistics and attention biases too), for tests and timing."""
+def create(variant: str, seed: int = 0, backend: str = "numpy", dtype: str = "float32") -> "LevitModel":
+    """A model with random weights (random BN statistics and attention biases too), for tests and timing.
+    `backend` and `dtype` as for `load`."""
     from levit_np.levit_model import LevitModel
     from levit_np.model.params import random_params
 
     cfg = get_config(variant)
-    return LevitModel(cfg, random_params(cfg, seed), backend)
+    return LevitModel(cfg, random_params(cfg, seed), backend, dtype)
 
 
 def preprocess(image, **kwargs):

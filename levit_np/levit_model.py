@@ -1,7 +1,8 @@
 """The loaded model: parameters, a backend's prepared layers, and the forward pass run on that backend's kernels.
 
 It sits above both the forward pass (`levit_np.model`) and the kernels (`levit_np.kernels`): choosing a backend
-is the only thing that ties the two together.
+is the only thing that ties the two together. Backend `auto` chooses per call by the work to do
+(`kernels.backends.auto_backend`) and prepares each backend the first time it runs.
 """
 
 from __future__ import annotations
@@ -10,31 +11,75 @@ from typing import Optional
 
 import numpy as np
 
-from levit_np.kernels.backends import get_backend
+from levit_np.kernels.backends import AUTO, BACKENDS, auto_backend, get_backend
 from levit_np.model.ablation_steps import steps_for
 from levit_np.model.config import Block, LevitConfig, blocks
 from levit_np.model.forward import Hook, forward
 from levit_np.model.grid import check_input_size
 
+DTYPES = ("float32", "float64")  # float64 runs the reference only: the accuracy yardstick, not a fast path
+
 
 class LevitModel:
-    """A loaded LeViT: `model(x)` gives logits, `model.trace(x)` every named block's output."""
+    """A loaded LeViT: `model(x)` gives logits, `model.trace(x)` every named block's output.
 
-    def __init__(self, cfg: LevitConfig, params: dict[str, np.ndarray], backend: str = "numpy"):
+    `backend` is 'numpy', 'numba' or 'auto'; `dtype` 'float64' computes the NumPy reference in double
+    precision on the same (float32) weights, to measure how far each float32 backend is from exact.
+    """
+
+    def __init__(self, cfg: LevitConfig, params: dict[str, np.ndarray], backend: str = "numpy",
+                 dtype: str = "float32"):
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; choose from: {', '.join(DTYPES)}")
+        if dtype == "float64" and backend != "numpy":
+            raise ValueError(f"dtype float64 runs the numpy reference only, not backend {backend!r}")
+        if backend != AUTO and backend not in BACKENDS:
+            get_backend(backend)  # raises the unknown-backend error
         self.config = cfg
         self.params = params
         self.backend = backend
-        self.kernels = get_backend(backend)
-        self.layers = self.kernels.prepare(cfg, params)
+        self.dtype = np.dtype(dtype)
         self.steps = steps_for(cfg)
+        self._prepared: dict[str, tuple] = {}  # backend name -> (kernel module, layers)
+        self.active_backend = "numpy" if backend == AUTO else backend  # the backend the last call ran
+        self._use(self.active_backend)
+
+    def _use(self, name: str) -> None:
+        """Make `name` the active backend, preparing its layers the first time."""
+        if name not in self._prepared:
+            kernels = get_backend(name)
+            params = self.params
+            if self.dtype != np.float32:
+                params = {key: np.asarray(value, dtype=self.dtype) for key, value in params.items()}
+            self._prepared[name] = (kernels, kernels.prepare(self.config, params))
+        self.active_backend = name
+
+    @property
+    def kernels(self):
+        """The active backend's kernel module."""
+        return self._prepared[self.active_backend][0]
+
+    @property
+    def layers(self) -> dict:
+        """The active backend's prepared layers."""
+        return self._prepared[self.active_backend][1]
+
+    def macs(self, batch: int, height: int, width: int) -> float:
+        """Multiply-adds of one forward pass on `batch` images of height x width (scaled from the config's size)."""
+        from levit_np.analysis.flops import total_flops
+
+        return total_flops(self.config) * batch * height * width / self.config.img_size ** 2
 
     def __call__(self, x: np.ndarray, hook: Optional[Hook] = None) -> np.ndarray:
-        """(B, 3, H, W) float32 normalised images -> (B, num_classes) float32 logits"""
+        """(B, 3, H, W) float32 normalised images -> (B, num_classes) logits (float32, or float64 with that dtype)"""
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1] != self.config.in_chans:
             raise ValueError(f"expected images of shape (B, {self.config.in_chans}, H, W), got {x.shape}")
         check_input_size(x.shape[2], x.shape[3], self.config.patch_size)  # any multiple of 16, not only 224
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        if self.backend == AUTO:
+            work = self.macs(x.shape[0], x.shape[2], x.shape[3])
+            self._use(auto_backend(self.config, work, numba_ready="numba" in self._prepared))
+        x = np.ascontiguousarray(x, dtype=self.dtype)
         return forward(x, self.config, self.layers, self.kernels, hook, self.steps)
 
     def trace(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -48,5 +93,5 @@ class LevitModel:
         return ["stem"] + [block.name for block in blocks(self.config)] + ["pool", "logits"]
 
     def bias_for(self, block: Block, q_grid: tuple[int, int], k_grid: tuple[int, int]) -> np.ndarray:
-        """Block `block`'s attention bias for these grids, as this backend's `attention` takes it. -> (h, Nq, Nk)"""
+        """Block `block`'s attention bias for these grids, as the active backend's `attention` takes it. -> (h, Nq, Nk)"""
         return self.layers[f"{block.name}.bias"].at(q_grid, k_grid)
