@@ -4,8 +4,9 @@ Same names and signatures as `kernels/reference.py`, so `model.forward` runs unc
 - `prepare` folds every BatchNorm into its conv/linear, the attention scale into q and the two heads into one,
   and packs every linear's weights for `gemm.py`, a register-blocked Numba sgemm with the bias and Hardswish
   in its epilogue (faster than OpenBLAS at LeViT's sizes: OpenBLAS repacks the weights on every call).
-- The stem's convolutions run image by image as im2col (NumPy copies) + the same packed sgemm; no BLAS anywhere,
-  whose idle threads would compete with Numba's (measured: 2 threads 3x slower at batch 1 with one BLAS call).
+- The stem's convolutions run in one parallel Numba kernel each: every job (image, 128 output pixels) builds its
+  patches in a per-thread buffer and multiplies them by the packed weights with the sgemm's own per-panel body
+  (`gemm.panel_product`). No BLAS anywhere, whose idle threads would compete with Numba's.
 - Attention runs per (image, head) in one Numba kernel: q k^T + bias, softmax, times v, Hardswish. It works on
   transposed score tiles (keys x queries) so every inner loop runs along the queries, contiguous and vectorised.
   `prepare` gives each block's bias in that layout (`bias_layout`, applied once per grid by its `GridBias`).
