@@ -62,7 +62,8 @@ def _print_table(result: dict) -> None:
     title = (f"{result['variant']}: {result['threads']} thread(s), batch 1 and batch {result['batch']}, "
              f"{result['rounds']} rounds ({result['cpu']})")
     table = new_table("backend", "batch 1: ms (IQR)", "ours ÷ this", f"batch {result['batch']}: img/s (IQR)",
-                      "ours ÷ this", "GFLOP/s", "max|Δ| vs ours")
+                      "ours ÷ this", "GFLOP/s", "max|Δ| vs ours",
+                      "max|Δ| vs f64")
     for name, row in result["backends"].items():
         if "skipped" in row:
             err.print(f"[yellow]skipped[/] {name}: {row['skipped']}", highlight=False, soft_wrap=True)
@@ -76,11 +77,18 @@ def _print_table(result: dict) -> None:
             _ratio(row.get("ours_throughput_ratio")),
             f"{row['gflops_latency']:.0f} | {row['gflops_throughput']:.0f}",
             f"{row['max_rel_diff_vs_ours']:.1e}",
+            _relative(row.get("max_rel_diff_vs_float64")),
         )
     table.caption = (f"{result['macs_per_image'] * 2 / 1e9:.3f} GFLOP per image (2 x multiply-adds); "
                      f"this machine's sgemm: {result['sgemm_gflops']:.0f} GFLOP/s at {result['threads']} thread(s). "
-                     "Latency ratio < 1: ours is faster; throughput ratio > 1: ours is faster.")
+                     "Latency ratio < 1: ours is faster; throughput ratio > 1: ours is faster. "
+                     "max|Δ|: max|logits - other| / max|other| on one probe image; f64: the NumPy reference in "
+                     "float64 (the exact result for these float32 weights).")
     show(table, title)
+
+
+def _relative(value) -> str:
+    return "" if value is None else f"{value:.1e}"
 
 
 def _ratio(value) -> str:

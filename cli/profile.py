@@ -54,8 +54,8 @@ def profile(ctx: click.Context, blocks_table: bool, model: Optional[str], weight
     if blocks_table:
         return blocks_command(repeats or 200, as_json, threads)
     if ablation is not None:
-        if ctx.get_parameter_source("backend") is click.core.ParameterSource.DEFAULT:
-            backend = "numpy"  # the rule: numba does not run the ablation models
+        if backend == "auto":
+            backend = "numpy"  # the rule: numba does not run the ablation models, and base and ablations compare alike
         return ablation_command(ablation, backend, batch, repeats or 10, as_json, threads)
     model_command(model, weights, backend, batch, repeats or 20, plot, as_json, threads)
 
@@ -156,6 +156,13 @@ def model_command(model: Optional[str], weights: Optional[str], backend: str, ba
     from .console import err, print_json, show
 
     net = levit_np.load(weights, backend) if weights is not None else levit_np.create(model, backend=backend)
+    if backend == "auto":  # the rule, by the command's work: every timed pass at this batch size
+        from levit_np.kernels.backends import auto_backend
+        from levit_np.levit_model import LevitModel
+
+        size = net.config.img_size
+        backend = auto_backend(net.config, net.macs(batch, size, size) * repeats)
+        net = LevitModel(net.config, net.params, backend, source=net.source, weights_file=net.weights_file)
     err.print(f"profiling {net.config.name} ({backend}), batch {batch}, {repeats} runs, {threads} thread(s)...",
               highlight=False)
     with compile_notice():

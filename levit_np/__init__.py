@@ -26,14 +26,17 @@ def models() -> list:
     return list(VARIANTS)
 
 
-def load(source, backend: str = "numpy", variant=None, class_names=None, progress=None) -> "LevitModel":
+def load(source, backend: str = "numpy", variant=None, class_names=None, progress=None,
+         dtype: str = "float32") -> "LevitModel":
     """A model from a file or by name.
 
     `source`: a levit-np `.h5` file, any checkpoint `levit convert` reads (converted in memory; `variant`
     checks which it must be), or a model name (`"levit_128s"`, `"128s"`, `"LeViT-256"`: see `models()`), whose
     official weights are downloaded, checked, converted and cached on first use (`levit_np.weights.hub`;
     `progress(file, done_bytes, total_bytes)` follows the download). `class_names`: a file with one name per
-    line, for a checkpoint whose head has other classes than ImageNet's 1000.
+    line, for a checkpoint whose head has other classes than ImageNet's 1000. `backend`: "numpy" (the
+    reference), "numba" (compiled) or "auto" (numpy for small work, numba for large). `dtype`: "float32", or
+    "float64" to run the reference in double precision (an accuracy yardstick).
     """
     import os
 
@@ -63,16 +66,17 @@ def load(source, backend: str = "numpy", variant=None, class_names=None, progres
         conversion = read_checkpoint(path, variant)
         cfg, params = conversion.config, conversion.params
     names = class_names_for(cfg.num_classes, class_names)
-    return LevitModel(cfg, params, backend, source=path, weights_file=path, class_names=names)
+    return LevitModel(cfg, params, backend, dtype, source=path, weights_file=path, class_names=names)
 
 
-def create(variant: str, seed: int = 0, backend: str = "numpy") -> "LevitModel":
-    """A model with random weights (random BN statistics and attention biases too), for tests and timing."""
+def create(variant: str, seed: int = 0, backend: str = "numpy", dtype: str = "float32") -> "LevitModel":
+    """A model with random weights (random BN statistics and attention biases too), for tests and timing.
+    `backend` and `dtype` as for `load`."""
     from levit_np.levit_model import LevitModel
     from levit_np.model.params import random_params
 
     cfg = get_config(variant)
-    return LevitModel(cfg, random_params(cfg, seed), backend, source=f"random weights (seed {seed})")
+    return LevitModel(cfg, random_params(cfg, seed), backend, dtype, source=f"random weights (seed {seed})")
 
 
 def preprocess(images, **kwargs):

@@ -181,7 +181,7 @@ def test_cli_model_profile_with_plot(tmp_path):
     (["profile", "--blocks", "--model", "128S"], "exactly one of"),
     (["profile", "--blocks", "--plot", "x.png"], "--plot goes with"),
     (["profile", "--model", "nope"], "unknown LeViT variant"),
-    (["profile", "--model", "128S", "--backend", "cuda"], "'cuda' is not one of 'numpy', 'numba'"),
+    (["profile", "--model", "128S", "--backend", "cuda"], "'cuda' is not one of 'auto', 'numpy', 'numba'"),
     (["profile", "--ablation", "A0"], "unknown ablation"),
 ])
 def test_cli_profile_bad_input(args, message):

@@ -131,7 +131,7 @@ def test_cli_against_torch(photo):
 @pytest.mark.parametrize("args, message", [
     (["--against-torch", "--size", "160", "224"], "square inputs only"),
     (["--size", "100", "100"], "multiples of 16"),
-    (["--backend", "cuda"], "'cuda' is not one of 'numpy', 'numba'"),
+    (["--backend", "cuda"], "'cuda' is not one of 'auto', 'numpy', 'numba'"),
 ])
 def test_cli_bad_input_is_one_line_and_writes_nothing(photo, tmp_path, args, message):
     if "--against-torch" in args:

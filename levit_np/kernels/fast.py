@@ -4,8 +4,9 @@ Same names and signatures as `kernels/reference.py`, so `model.forward` runs unc
 - `prepare` folds every BatchNorm into its conv/linear, the attention scale into q and the two heads into one,
   and packs every linear's weights for `gemm.py`, a register-blocked Numba sgemm with the bias and Hardswish
   in its epilogue (faster than OpenBLAS at LeViT's sizes: OpenBLAS repacks the weights on every call).
-- The stem's convolutions run image by image as im2col (NumPy copies) + the same packed sgemm; no BLAS anywhere,
-  whose idle threads would compete with Numba's (measured: 2 threads 3x slower at batch 1 with one BLAS call).
+- The stem's convolutions run in one parallel Numba kernel each: every job (image, 128 output pixels) builds its
+  patches in a per-thread buffer and multiplies them by the packed weights with the sgemm's own per-panel body
+  (`gemm.panel_product`). No BLAS anywhere, whose idle threads would compete with Numba's.
 - Attention runs per (image, head) in one Numba kernel: q k^T + bias, softmax, times v, Hardswish. It works on
   transposed score tiles (keys x queries) so every inner loop runs along the queries, contiguous and vectorised.
   `prepare` gives each block's bias in that layout (`bias_layout`, applied once per grid by its `GridBias`).
@@ -17,7 +18,6 @@ Every reduction runs in a fixed order, so results do not depend on the thread co
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numba
@@ -26,6 +26,7 @@ from numba import njit, prange
 
 from levit_np.model.config import VARIANTS, LevitConfig, blocks
 from levit_np.kernels import gemm, reference
+from levit_np.kernels.backends import is_released_architecture
 from levit_np.kernels.numba_common import FASTMATH
 from levit_np.kernels.numba_common import hardswish1 as _hardswish1
 
@@ -62,78 +63,142 @@ def linear_bn(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarra
 
 
 PLANAR_DEPTH = 64  # convs with fewer products per output (Cin*k*k: the 3-channel first conv) run as W @ patches
+CONV_CHUNK = 128  # output pixels per parallel job of a conv: its patches stay in L2 while every panel sweeps them
+CONV_SIGNATURE = ("void(float32[:, :, :, :], float32[:, :, ::1], float32[:, ::1], int64, int64, int64, boolean, "
+                  "int64, float32[:, :, ::1])")
 
 
-def _im2col(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
-    """Channels-last patches of one image: cols[(oy, ox), (ky, kx, c)] = x[c, oy*s - p + ky, ox*s - p + kx], 0 outside.
+@njit(inline="always", fastmath=FASTMATH)
+def _channels_last_chunk(x, b, p0, p1, out_w, kernel, stride, padding, cols, panels, bias, activation, out):
+    """Output pixels p0..p1-1 of image b: their channels-last patches into `cols` (a run of C floats per tap),
+    then every weight panel over them. cols (>= p1-p0, k*k*C) scratch; out (B, Ho*Wo, 32P)."""
+    height, width, chans = x.shape[1], x.shape[2], x.shape[3]
+    for j in range(p1 - p0):
+        oy = (p0 + j) // out_w
+        y0 = oy * stride - padding
+        x0 = (p0 + j - oy * out_w) * stride - padding
+        row = cols[j]
+        for ky in range(kernel):
+            iy = y0 + ky
+            for kx in range(kernel):
+                ix = x0 + kx
+                base = (ky * kernel + kx) * chans
+                if 0 <= iy < height and 0 <= ix < width:
+                    for c in range(chans):
+                        row[base + c] = x[b, iy, ix, c]
+                else:
+                    for c in range(chans):
+                        row[base + c] = 0.0
+    patches = cols[:p1 - p0]
+    dest = out[b, p0:p1]
+    for panel in range(panels.shape[0]):
+        gemm.panel_product(patches, panels[panel], bias[panel], activation, False, dest, panel * gemm.NR)
 
-    (C, H, W), any strides -> (Ho*Wo, k*k*C). The image is copied once into a zero-padded channels-last buffer;
-    then for each ky the k*C values of a patch row are contiguous, so the window copy moves runs of k*C floats.
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _conv_channels_last(x, panels, bias, kernel, stride, padding, activation, slots, out):
+    """out[b, p] = act(patch(b, p) @ W + bias) with channels-last patches, patch[(ky*k + kx)*C + c] =
+    x[b, oy*s - p + ky, ox*s - p + kx, c] (0 outside the image) for output pixel p = oy*Wo + ox.
+
+    x (B, H, W, C) any strides, panels (P, k*k*C, 32), bias (P, 32) -> out (B, Ho*Wo, 32P). The jobs are
+    (image, CONV_CHUNK output pixels), dealt round-robin to `slots` (the thread count), so each slot's patch buffer
+    is its own and stays in cache while every weight panel runs over it. One parallel region per conv.
     """
-    c, height, width = x.shape
-    out_h = (height + 2 * padding - kernel) // stride + 1
+    batch, _, width, chans = x.shape
     out_w = (width + 2 * padding - kernel) // stride + 1
-    padded = np.zeros((height + 2 * padding, width + 2 * padding, c), np.float32)
-    padded[padding:padding + height, padding:padding + width] = x.transpose(1, 2, 0)
-    sy, sx, sc = padded.strides
-    windows = np.lib.stride_tricks.as_strided(padded, (out_h, out_w, kernel, kernel * c),
-                                              (stride * sy, stride * sx, sy, sc), writeable=False)
-    return windows.reshape(out_h * out_w, kernel * kernel * c)
+    points = out.shape[1]
+    chunks = -(-points // CONV_CHUNK)
+    scratch = np.empty((slots, CONV_CHUNK, kernel * kernel * chans), np.float32)
+    for slot in prange(slots):
+        for job in range(slot, batch * chunks, slots):
+            p0 = (job % chunks) * CONV_CHUNK
+            _channels_last_chunk(x, job // chunks, p0, min(p0 + CONV_CHUNK, points), out_w, kernel, stride,
+                                 padding, scratch[slot], panels, bias, activation, out)
 
 
-def _im2col_planar(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
-    """Channel-major patches of one image: cols[(c, ky, kx), (oy, ox)], one strided copy per tap. (C, H, W) -> (C*k*k, Ho*Wo)"""
-    c, height, width = x.shape
-    out_h = (height + 2 * padding - kernel) // stride + 1
-    out_w = (width + 2 * padding - kernel) // stride + 1
-    padded = np.zeros((c, height + 2 * padding, width + 2 * padding), np.float32)
-    padded[:, padding:padding + height, padding:padding + width] = x
-    cols = np.empty((c, kernel, kernel, out_h, out_w), np.float32)
-    for ky in range(kernel):
-        for kx in range(kernel):
-            cols[:, ky, kx] = padded[:, ky:ky + stride * (out_h - 1) + 1:stride, kx:kx + stride * (out_w - 1) + 1:stride]
-    return cols.reshape(c * kernel * kernel, out_h * out_w)
+@njit(inline="always", fastmath=FASTMATH)
+def _planar_chunk(x, b, p0, n, out_w, kernel, stride, padding, patches, origin, weights, no_bias, activation,
+                  block, out):
+    """Output pixels p0..p0+n-1 of image b: planar patches in 32-pixel panels (a row of ones last) in
+    `patches`, W_aug times each, stored transposed (channels-last) through `block` into out[b, p0:p0+n]."""
+    chans, height, width = x.shape[1], x.shape[2], x.shape[3]
+    depth = weights.shape[1]
+    for j in range(n):
+        oy = (p0 + j) // out_w
+        origin[j, 0] = oy * stride - padding
+        origin[j, 1] = (p0 + j - oy * out_w) * stride - padding
+    for panel in range(-(-n // gemm.NR)):
+        for c in range(chans):
+            for ky in range(kernel):
+                for kx in range(kernel):
+                    row = patches[panel, (c * kernel + ky) * kernel + kx]
+                    for lane in range(gemm.NR):
+                        j = panel * gemm.NR + lane
+                        row[lane] = 0.0
+                        if j < n:
+                            iy = origin[j, 0] + ky
+                            ix = origin[j, 1] + kx
+                            if 0 <= iy < height and 0 <= ix < width:
+                                row[lane] = x[b, c, iy, ix]
+        for lane in range(gemm.NR):
+            patches[panel, depth - 1, lane] = 1.0
+        gemm.panel_product(weights, patches[panel], no_bias, activation, True, block, panel * gemm.NR)
+    out[b, p0:p0 + n] = block[:n]
 
 
-def _patch_panels(x: np.ndarray, kernel: int, stride: int, padding: int) -> dict:
-    """One image's planar patches plus a row of ones, as 32-pixel panels for W_aug @ panels = W @ patches + bias.
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _conv_planar(x, w_aug, no_bias, kernel, stride, padding, activation, slots, out):
+    """The same conv with the roles swapped, for few products per output (the 3-channel first conv):
+    out[b, p, :] = act(W_aug @ [patch(b, p); 1]) with planar patches, patch[(c*k + ky)*k + kx].
 
-    (C, H, W) -> {"panels": (n, C*k*k + 1, 32), zero bias, "n": 32n}, n = ceil(Ho*Wo / 32); pixels past the last are 0.
+    x (B, C, H, W) any strides, w_aug (1, Cout, C*k*k + 1) = [W | bias], no_bias (1, 32) zeros
+    -> out (B, Ho*Wo, Cout). Jobs and slots as in `_conv_channels_last`.
     """
-    cols = _im2col_planar(x, kernel, stride, padding)  # (C*k*k, P)
-    depth, points = cols.shape
-    count = -(-points // gemm.NR)
-    augmented = np.zeros((depth + 1, count * gemm.NR), np.float32)
-    augmented[:depth, :points] = cols
-    augmented[depth] = 1.0
-    panels = np.ascontiguousarray(augmented.reshape(depth + 1, count, gemm.NR).transpose(1, 0, 2))
-    return {"panels": panels, "bias": np.zeros((count, gemm.NR), np.float32), "n": count * gemm.NR}
+    batch, _, _, width = x.shape
+    out_w = (width + 2 * padding - kernel) // stride + 1
+    points = out.shape[1]
+    chunks = -(-points // CONV_CHUNK)
+    weights = w_aug[0]
+    scratch = np.empty((slots, CONV_CHUNK // gemm.NR, weights.shape[1], gemm.NR), np.float32)
+    blocks = np.empty((slots, CONV_CHUNK, weights.shape[0]), np.float32)
+    origins = np.empty((slots, CONV_CHUNK, 2), np.int64)
+    for slot in prange(slots):
+        for job in range(slot, batch * chunks, slots):
+            p0 = (job % chunks) * CONV_CHUNK
+            _planar_chunk(x, job // chunks, p0, min(CONV_CHUNK, points - p0), out_w, kernel, stride, padding,
+                          scratch[slot], origins[slot], weights, no_bias[0], activation, blocks[slot], out)
 
 
 def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: bool = False) -> np.ndarray:
-    """A folded conv, one image at a time (a batch-wide im2col would not stay in cache), all products in the
-    packed sgemm (no BLAS: its idle threads would compete with Numba's), bias and Hardswish in its epilogue.
+    """A folded conv in one parallel Numba kernel over (image, chunk of output pixels): patches built in the
+    kernel, products as in the packed sgemm (`gemm.panel_product`), bias and Hardswish in its epilogue.
 
     Most convs: channels-last patches (pixels x Cin*k*k) @ packed W^T. The first conv (3 input channels: 27
     products per output, too few for the 4x32 blocks) swaps the roles: W (Cout x Cin*k*k, with the bias as an
     extra column) @ planar patches in 32-pixel panels, stored transposed by the kernel.
-    Either way the output is channels-last: (B, Cin, H, W) -> (B, Cout, Ho, Wo), a view of (B, Ho, Wo, Cout).
+    Either way the output is channels-last: (B, Cin, H, W) -> (B, Cout, Ho, Wo), a view of (B, Ho, Wo, Cout);
+    the next conv reads that view as it is (as (B, H, W, C), contiguous per pixel).
     """
     kernel = layer["kernel"]
     b, _, height, width = x.shape
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_w = (width + 2 * padding - kernel) // stride + 1
     if "w_aug" in layer:
-        y = np.empty((b, out_h * out_w, layer["w_aug"].shape[0]), np.float32)
-        for i in range(b):  # (32n, Cout): channels-last
-            y[i] = gemm.dense(layer["w_aug"], _patch_panels(x[i], kernel, stride, padding), activation,
-                              transposed=True)[:out_h * out_w]
-        return y.reshape(b, out_h, out_w, -1).transpose(0, 3, 1, 2)
-    y = np.empty((b, out_h * out_w, layer["n"]), np.float32)
-    for i in range(b):
-        groups = 2 if out_h * out_w % 2 == 0 else 1  # two row groups: parallel work even with one panel
-        y[i] = gemm.dense(_im2col(x[i], kernel, stride, padding), layer, activation, groups=groups)
+        weights = layer["w_aug"]
+        y = np.empty((b, out_h * out_w, weights.shape[1]), np.float32)
+        _conv_kernel(_conv_planar)(x, weights, layer["no_bias"], kernel, stride, padding, activation,
+                                   numba.get_num_threads(), y)
+    else:
+        y = np.empty((b, out_h * out_w, layer["panels"].shape[0] * gemm.NR), np.float32)
+        _conv_kernel(_conv_channels_last)(x.transpose(0, 2, 3, 1), layer["panels"], layer["bias"], kernel, stride,
+                                          padding, activation, numba.get_num_threads(), y)
+        y = y[..., :layer["n"]]
     return y.reshape(b, out_h, out_w, -1).transpose(0, 3, 1, 2)
+
+
+def _conv_kernel(dispatcher):
+    """A conv kernel compiled (or loaded from the cache) once, vectorised like the sgemm it inlines."""
+    return gemm.compile_vectorised(dispatcher, CONV_SIGNATURE)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -287,12 +352,15 @@ def _dense_layer(layer: dict) -> dict:
 
 
 def _conv_layer(layer: dict) -> dict:
-    """A folded conv as `conv_bn` reads it: packed for `gemm.dense`, rows of W ordered (ky, kx, c) like `_im2col`'s
-    columns; or, below PLANAR_DEPTH products per output, W_aug = [W | bias] (Cout, Cin*k*k + 1) for `_patch_panels`."""
+    """A folded conv as `conv_bn` reads it: packed like `gemm.pack`, rows of W ordered (ky, kx, c) like
+    `_conv_channels_last`'s patches; or, below PLANAR_DEPTH products per output, W_aug = [W | bias]
+    (1, Cout, Cin*k*k + 1) for `_conv_planar` (with an unused zero bias: both kernels share one signature)."""
     weight = layer["weight"]  # (Cout, Cin, k, k)
     cout, cin, kernel, _ = weight.shape
-    if cin * kernel * kernel < PLANAR_DEPTH:  # bias as a last column, against `_patch_panels`' row of ones
-        return {"w_aug": np.concatenate([weight.reshape(cout, -1), layer["bias"][:, None]], axis=1), "kernel": kernel}
+    if cin * kernel * kernel < PLANAR_DEPTH:  # bias as a last column, against `_conv_planar`'s row of ones
+        w_aug = np.concatenate([weight.reshape(cout, -1), layer["bias"][:, None]], axis=1)
+        return {"w_aug": np.ascontiguousarray(w_aug[None], dtype=np.float32), "kernel": kernel,
+                "no_bias": np.zeros((1, gemm.NR), np.float32)}
     packed = gemm.pack(weight.transpose(0, 2, 3, 1).reshape(cout, -1), layer["bias"])
     return {**packed, "kernel": kernel}
 
@@ -303,10 +371,8 @@ class UnsupportedConfig(ValueError):
 
 def check_supported(cfg: LevitConfig) -> None:
     """Raise UnsupportedConfig unless `cfg` is one of the five released variants (any class count or image size)."""
-    for variant in VARIANTS.values():
-        if dataclasses.replace(cfg, name=variant.name, num_classes=variant.num_classes,
-                               img_size=variant.img_size) == variant:
-            return
+    if is_released_architecture(cfg):
+        return
     raise UnsupportedConfig(f"the numba backend runs only the released LeViT variants ({', '.join(VARIANTS)}); "
                             f"config {cfg.name!r} differs from all of them: use backend='numpy'")
 

@@ -3,7 +3,9 @@
 Each "layer" argument is a dict of one convolution or linear layer followed by its BatchNorm, exactly as
 the checkpoint stores it: `weight`, `bn.weight` (gamma), `bn.bias` (beta), `bn.running_mean`,
 `bn.running_var`. Nothing is folded here: BatchNorm runs as written in the paper's code, after the product.
-All arithmetic stays in float32, as the official model runs.
+All arithmetic stays in float32, as the official model runs; given float64 layers (`prepare` keeps float64
+tensors float64: `levit_np.load(path, dtype="float64")`) every kernel computes in float64 instead, the yardstick
+the float32 backends are measured against (`levit_np/perf/truth.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def batchnorm(x: np.ndarray, layer: dict, axis: int = -1) -> np.ndarray:
     """Inference BatchNorm with running statistics, per channel along `axis`. Any shape."""
     shape = [1] * x.ndim
     shape[axis] = -1
-    inv_std = (1.0 / np.sqrt(layer["bn.running_var"] + np.float32(BN_EPS))).astype(np.float32)
+    inv_std = (1.0 / np.sqrt(layer["bn.running_var"] + np.float32(BN_EPS))).astype(x.dtype)
     scale = (layer["bn.weight"] * inv_std).reshape(shape)
     return (x - layer["bn.running_mean"].reshape(shape)) * scale + layer["bn.bias"].reshape(shape)
 
@@ -85,7 +87,7 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray, sca
 
     q (B, h, Nq, kd), k (B, h, Nk, kd), v (B, h, Nk, d), bias (h, Nq, Nk) -> (B, Nq, h*d)
     """
-    logits = (q @ k.transpose(0, 1, 3, 2)) * np.float32(scale) + bias  # (B, h, Nq, Nk)
+    logits = (q @ k.transpose(0, 1, 3, 2)) * q.dtype.type(scale) + bias  # (B, h, Nq, Nk)
     out = softmax(logits, axis=-1) @ v  # (B, h, Nq, d)
     b, h, nq, d = out.shape
     out = out.transpose(0, 2, 1, 3).reshape(b, nq, h * d)  # head-major channels, as the official reshape
@@ -107,6 +109,7 @@ def classifier(x: np.ndarray, layer: dict) -> np.ndarray:
 
 def prepare(cfg, params: dict) -> dict:
     """The reference path uses the checkpoint's tensors as they are, grouped by layer; nothing is folded.
+    Tensors stay float64 if given so (the float64 yardstick), else become float32.
 
     Adds, per attention block, `<block>.scale` = kd^-0.5 (the factor `attention` applies to q k^T) and
     `<block>.bias`, its bias table gathered per grid in the (h, Nq, Nk) layout `attention` takes; and
@@ -116,7 +119,8 @@ def prepare(cfg, params: dict) -> dict:
     from levit_np.model.config import blocks
     from levit_np.model.params import group_layers
 
-    arrays = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in params.items()}
+    arrays = {name: np.ascontiguousarray(value, dtype=np.float64 if value.dtype == np.float64 else np.float32)
+              for name, value in params.items()}
     layers = group_layers(cfg, arrays)
     for block in blocks(cfg):
         if block.kind.has_attention:

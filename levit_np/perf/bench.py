@@ -3,9 +3,11 @@
 Every backend runs in its own worker process whose thread count is fixed in its environment before NumPy,
 Numba, torch or a runtime is imported. The workers build the same model (our random weights; the PyTorch model
 is Hugging Face's LeViT holding them, and ONNX Runtime and OpenVINO run `levit export`'s ONNX graph of them, so
-those two rows need no PyTorch), check their logits against ours, then wait. The parent asks them in turn, round
-after round (the order rotating each round), to time batch-1 calls (latency) and batch-N calls (throughput), so
-slow drifts of a shared machine hit every backend alike. Only one worker computes at a time.
+those two rows need no PyTorch), report their logits for one probe image, then wait; the parent measures each
+backend's distance from ours and from the float64 truth (the NumPy reference in double precision,
+`levit_np/perf/truth.py`). The parent asks them in turn, round after round (the order rotating each round), to
+time batch-1 calls (latency) and batch-N calls (throughput), so slow drifts of a shared machine hit every
+backend alike. Only one worker computes at a time.
 
     python -m levit_np.perf.bench worker '{"backend": "numba", ...}'   # what the parent starts; speaks JSON lines
 """
@@ -53,6 +55,7 @@ class Result:
     latency: list[float] = field(default_factory=list)
     batch_times: list[float] = field(default_factory=list)
     error_vs_ours: Optional[float] = None  # max|logits - ours| / max|ours| at batch 1
+    error_vs_truth: Optional[float] = None  # max|logits - float64 truth| / max|truth|, same image
     detail: str = ""
     skipped: Optional[str] = None
 
@@ -147,7 +150,9 @@ def worker(spec: dict) -> None:
 
     try:
         run, detail = make_runner(spec)
-        probe = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
+        from levit_np.perf.truth import probe_images
+
+        probe = probe_images()
         logits = np.asarray(run(probe), dtype=np.float32)
         _reply({"ready": True, "detail": detail, "logits": logits.ravel().tolist()})
     except Exception as e:  # reported to the parent as a skipped backend
@@ -254,6 +259,8 @@ def run_bench(settings: Settings, log: Callable[[str], None] = lambda message: N
                 reference = logits.get(OURS, next(iter(logits.values())))
                 for name, values in logits.items():
                     results[name].error_vs_ours = float(np.abs(values - reference).max() / np.abs(reference).max())
+                log("computing the float64 truth...")
+                _measure_truth(settings, results, logits)
             order = list(workers)
             for round_index in range(settings.rounds):
                 log(f"round {round_index + 1}/{settings.rounds}")
@@ -267,6 +274,15 @@ def run_bench(settings: Settings, log: Callable[[str], None] = lambda message: N
             for w in workers.values():
                 w.close()
     return summarise(settings, cfg, results)
+
+
+def _measure_truth(settings: Settings, results: dict[str, Result], logits: dict) -> None:
+    """Each backend's distance from the float64 reference on the probe image every worker reported."""
+    from levit_np.perf.truth import distance, probe_images, truth_logits
+
+    truth = truth_logits(settings.variant, settings.seed, probe_images())
+    for name, values in logits.items():
+        results[name].error_vs_truth = distance(values, truth)
 
 
 def sgemm_rate(threads: int) -> float:
@@ -302,6 +318,7 @@ def summarise(settings: Settings, cfg, results: dict[str, Result]) -> dict:
             "gflops_latency": 2 * macs / lat[1] / 1e9,
             "gflops_throughput": 2 * macs * settings.batch / thr[1] / 1e9,
             "max_rel_diff_vs_ours": r.error_vs_ours,
+            "max_rel_diff_vs_float64": r.error_vs_truth,
         }
     ours = rows.get(OURS, {})
     for name, row in rows.items():
