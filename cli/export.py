@@ -5,10 +5,9 @@ from __future__ import annotations
 import click
 
 from levit_np.export.settings import DEFAULT_OPSET, DYNAMIC, MAX_OPSET, MIN_OPSET
-from levit_np.model.config import VARIANTS
 
 from .inspect_options import random_model_options
-from .options import checked_size, size_option
+from .options import checked_size, model_name_option, size_option
 from .options import crop_pct_option
 
 
@@ -21,8 +20,8 @@ from .options import crop_pct_option
               help="A fixed batch size, or 'dynamic' for a symbolic batch dimension.")
 @size_option
 @crop_pct_option
-@click.option("--variant", type=click.Choice(list(VARIANTS)), default=None,
-              help="The variant of a PyTorch checkpoint; inferred from the tensor shapes when omitted.")
+@model_name_option("--variant", default=None,
+                   help="The variant of a PyTorch checkpoint; inferred from the tensor shapes when omitted.")
 @random_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print what was exported as JSON.")
 def export(weights: str | None, out: str, opset: int, batch: str, size: tuple[int, int] | None, crop_pct: float,

@@ -69,7 +69,9 @@ def tradeoff(ctx: click.Context, models, runtimes: tuple[str, ...], batch: int, 
 
         check_output_path(plot_path, tuple(f".{fmt}" for fmt in FORMATS))
         require_matplotlib()
-    threads = threads or (ctx.obj or {}).get("threads") or 1
+    from .main import session
+
+    threads = threads or session(ctx).threads or 1
     settings = Settings(models=models, runtimes=runtimes, batch=batch, threads=threads, budget=budget,
                         rounds=rounds)
     if ops:

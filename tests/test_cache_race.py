@@ -114,7 +114,7 @@ def test_two_predict_processes_share_one_download(server, tmp_path):
     for process, (out, err) in zip(processes, results):
         assert process.returncode == 0, err.decode()
     outputs = [json.loads(out) for out, _ in results]
-    assert outputs[0] == outputs[1] and len(outputs[0][0]["predictions"]) == 3
+    assert outputs[0]["images"] == outputs[1]["images"] and len(outputs[0]["images"][0]["predictions"]) == 3
     print("downloads:", SlowHandler.downloads, "watcher saw the .h5", len(seen), "times")
     assert len(SlowHandler.downloads) == 1  # the second process waited on the lock, then found the file
     assert sorted(p.name for p in cache.iterdir()) == [f"{VARIANT}.h5"]  # no lock file, no temporaries

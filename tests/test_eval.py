@@ -195,7 +195,7 @@ def test_predict_on_many_images_uses_the_worker_pipeline_in_input_order(known, t
         result = CliRunner().invoke(cli, ["predict", "--weights", str(known.weights), "--json", "-b", "2", "-k", "5",
                                           *extra, *images])
         assert result.exit_code == 1, result.output  # the broken image
-        outputs[workers] = json.loads(result.stdout)
+        outputs[workers] = json.loads(result.stdout)["images"]
     parallel, serial = outputs["default"], outputs["0"]
     assert [e["image"] for e in parallel] == images == [e["image"] for e in serial]
     assert "error" in parallel[4] and "error" in serial[4]
