@@ -67,7 +67,7 @@ def trace(image: str, weights: Optional[str], model: Optional[str], random_varia
             np.savez(f, **arrays)
         err.print(f"[green]wrote[/] {save_path}: {len(arrays)} arrays", highlight=False)
     if as_json:
-        print_json({"image": image, "variant": net.config.name, "backend": net.backend, "input_size": [height, width],
+        print_json({"image": image, "variant": net.config.name, "backend": net.active_backend, "input_size": [height, width],
                     "blocks": [{"name": s.name, **s.stats(), "ms": s.seconds * 1e3,
                                 **({"max_diff": diffs[s.name][0], "rel_diff": diffs[s.name][1]}
                                    if diffs and diffs[s.name] else {})} for s in steps]})

@@ -99,9 +99,15 @@ def test_cli_trace_saves_every_intermediate(model, photo, tmp_path):
         assert b["min"] <= b["mean"] <= b["max"] and b["ms"] >= 0
 
 
-def test_cli_trace_runs_numba_by_default_and_takes_threads(model, photo):
+def test_cli_trace_of_one_photo_runs_the_reference_by_the_auto_rule(photo):
+    result = run(photo, "--random", "levit_128s", "--seed", 11, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["backend"] == "numpy"  # one pass of 0.31 G multiply-adds: under auto's 3 G
+
+
+def test_cli_trace_runs_numba_when_asked_and_takes_threads(model, photo):
     pytest.importorskip("numba")
-    result = run(photo, "--random", "levit_128s", "--seed", 11, "--json", "--threads", "1")
+    result = run(photo, "--random", "levit_128s", "--seed", 11, "--json", "--threads", "1", "--backend", "numba")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["backend"] == "numba"
