@@ -25,6 +25,7 @@ from typing import Callable, Optional
 
 from levit_np.export.settings import DEFAULT_OPSET
 from levit_np.perf.timing import quantiles, thread_environment, time_calls
+from levit_np.perf.worker_channel import WorkerChannel
 
 BACKENDS = ("numba", "numpy", "torch", "onnxruntime", "openvino")
 OURS = "numba"
@@ -172,36 +173,19 @@ def worker(spec: dict) -> None:
 # ---------------------------------------------------------------- the parent side
 
 
-class Worker:
-    """A backend's process and its JSON-line channel."""
+class Worker(WorkerChannel):
+    """A backend's worker process (`python -m levit_np.perf.bench worker SPEC`)."""
 
     def __init__(self, spec: dict, env: dict):
         self.backend = spec["backend"]
-        self.process = subprocess.Popen([sys.executable, "-m", "levit_np.perf.bench", "worker", json.dumps(spec)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        env=env, text=True)
+        super().__init__("levit_np.perf.bench", ["worker", json.dumps(spec)], env, MARK)
 
-    def receive(self) -> dict:
-        for line in self.process.stdout:
-            if line.startswith(MARK):
-                return json.loads(line[len(MARK):])
-        tail = self.process.stderr.read().strip().splitlines()[-1:] if self.process.stderr else []
-        raise RuntimeError(f"{self.backend} worker exited: {' '.join(tail) or 'no message'}")
-
-    def ask(self, request: dict) -> dict:
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return self.receive()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.write(json.dumps({"quit": True}) + "\n")
-                self.process.stdin.close()
-                self.process.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+    def times(self, request: dict) -> list[float]:
+        """Seconds per call, as the worker measured them for `request`; a worker that stopped is an error."""
+        reply = self.ask(request)
+        if "times" not in reply:
+            raise RuntimeError(f"{self.backend} {reply.get('error', 'worker stopped')}")
+        return reply["times"]
 
 
 def _export(settings: Settings, path: str, env: dict) -> Optional[str]:
@@ -267,9 +251,9 @@ def run_bench(settings: Settings, log: Callable[[str], None] = lambda message: N
                 shift = round_index % max(1, len(order))
                 for name in order[shift:] + order[:shift]:
                     w = workers[name]
-                    results[name].latency += w.ask({"batch": 1, "seconds": settings.seconds, "min_calls": 3})["times"]
-                    results[name].batch_times += w.ask({"batch": settings.batch, "seconds": settings.seconds,
-                                                        "min_calls": 2})["times"]
+                    results[name].latency += w.times({"batch": 1, "seconds": settings.seconds, "min_calls": 3})
+                    results[name].batch_times += w.times({"batch": settings.batch, "seconds": settings.seconds,
+                                                          "min_calls": 2})
         finally:
             for w in workers.values():
                 w.close()

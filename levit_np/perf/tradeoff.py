@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from levit_np.perf.timing import quantiles, thread_environment
+from levit_np.perf.worker_channel import WorkerChannel
 from levit_np.perf.published import CLAIM_PAIRS, CLAIMED_SPEEDUP, SOURCE, TABLE3, PublishedModel, counted
 from levit_np.perf.tradeoff_worker import EXPORT_REQUIRES, MARK, REQUIRES, RUNTIMES
 
@@ -67,38 +68,9 @@ def calls_per_turn(first_call_s: float, share_s: float) -> int:
     return max(1, int(share_s / max(first_call_s, 1e-6)))
 
 
-class Worker:
-    """A worker process and its JSON-line channel."""
-
-    def __init__(self, command: str, spec: dict, env: dict):
-        self.process = subprocess.Popen([sys.executable, "-m", WORKER, command, json.dumps(spec)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        env=env, text=True)
-
-    def receive(self) -> dict:
-        for line in self.process.stdout:
-            if line.startswith(MARK):
-                return json.loads(line[len(MARK):])
-        tail = self.process.stderr.read().strip().splitlines()[-1:] if self.process.stderr else []
-        return {"ready": False, "error": f"worker exited: {' '.join(tail) or 'no message'}"}
-
-    def ask(self, request: dict) -> dict:
-        try:
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-        except OSError:
-            return self.receive()  # the worker has gone: receive() reports its last words
-        return self.receive()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.write(json.dumps({"quit": True}) + "\n")
-                self.process.stdin.close()
-                self.process.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+def start_worker(command: str, spec: dict, env: dict) -> WorkerChannel:
+    """A (model, runtime) worker process: `python -m levit_np.perf.tradeoff_worker COMMAND SPEC`."""
+    return WorkerChannel(WORKER, [command, json.dumps(spec)], env, MARK)
 
 
 def plan(settings: Settings) -> list[Pair]:
@@ -150,16 +122,16 @@ def _prepare(settings: Settings, pairs: list[Pair], folder: str, env: dict, step
 
 
 def _start(settings: Settings, pairs: list[Pair], live: list[int], folder: str, env: dict,
-           step: Callable[[str], None]) -> dict[int, Worker]:
+           step: Callable[[str], None]) -> dict[int, WorkerChannel]:
     """Start the workers of pairs[i] for i in `live`, two at a time (each builds, checks and warms its runner);
     keep those that came up."""
-    workers: dict[int, Worker] = {}
+    workers: dict[int, WorkerChannel] = {}
     for start in range(0, len(live), 2):
         batch = live[start:start + 2]
         for i in batch:
             p = pairs[i]
             spec = _spec(settings, p.model, folder, runtime=p.runtime, resolution=p.resolution or 224)
-            workers[i] = Worker("serve", spec, env)
+            workers[i] = start_worker("serve", spec, env)
         for i in batch:
             p = pairs[i]
             step(f"starting {p.model.name} in {p.runtime}")
@@ -204,7 +176,7 @@ def run_tradeoff(settings: Settings, progress: Callable[[str, int, int], None] =
     return summarise(settings, pairs, load_before, os.getloadavg())
 
 
-def _rounds(settings: Settings, pairs: list[Pair], workers: dict[int, Worker], share: float,
+def _rounds(settings: Settings, pairs: list[Pair], workers: dict[int, WorkerChannel], share: float,
             step: Callable[[str], None]) -> None:
     """Ask each worker in turn for `share` seconds of calls, round after round, the order rotating each round."""
     order = list(workers)
@@ -246,7 +218,7 @@ def operator_profile(settings: Settings, calls: int = 3,
                 continue
             step(f"profiling {p.model.name} in {p.runtime}")
             spec = _spec(settings, p.model, folder, runtime=p.runtime, resolution=p.resolution or 224, calls=calls)
-            worker = Worker("ops", spec, env)
+            worker = start_worker("ops", spec, env)
             reply = worker.receive()
             worker.close()
             times[i] = reply.get("ops") or {"skipped": reply.get("error", "failed")}
