@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Optional
 
@@ -143,8 +145,17 @@ class _Pool:
                                       "rerun with --resume to continue") from None
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A worker's watchdog thread: end the process at once when its parent is gone (killed: nobody will read
+    its results), wherever the main thread is (loading the model, in a batch, or flushing a queue)."""
+    while os.getppid() == parent:
+        time.sleep(POLL_SECONDS)
+    os._exit(0)
+
+
 def _worker_main(spec: ModelSpec, threads: int, job: Job, tasks, results) -> None:
     """A worker process: pin threads, load the model, then run batches until told to stop (None)."""
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     pin_threads(threads)
     try:
         model = spec.load()
@@ -152,13 +163,10 @@ def _worker_main(spec: ModelSpec, threads: int, job: Job, tasks, results) -> Non
     except Exception as e:  # the parent turns this into a one-line error
         results.put(("failed", _describe(e)))
         return
-    parent = os.getppid()
     while True:
         try:
             task = tasks.get(timeout=POLL_SECONDS)
         except queue.Empty:
-            if os.getppid() != parent:  # the parent was killed: nobody will read our results
-                return
             continue
         if task is None:
             return
