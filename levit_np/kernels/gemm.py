@@ -5,9 +5,12 @@ every call, which at these sizes costs about as much as the product (measured on
 cold weights). Here W is packed at load into panels of 32 columns, (ceil(N/32), K, 32), each streamed once per
 call; the kernel reaches 85-110 GFLOP/s at the same sizes and 110+ at batch 32 (one core; peak ~115).
 
-How: each (4 rows x 32 columns) output block accumulates over K in a stack buffer (`_stack_f32`). Its loops have
-constant trip counts, so LLVM unrolls them, keeps the block in eight 16-wide registers and turns each k step into
-one broadcast-FMA per register. That last step is LLVM's SLP vectoriser, which Numba leaves off by default
+How: each (MR rows x 32 columns) output block accumulates over K in a stack buffer (`_stack_f32`). Its loops have
+constant trip counts, so LLVM unrolls them, keeps the block in eight vector registers and turns each k step into
+one broadcast-FMA per register. MR follows the vector width the kernels are compiled for: 4 rows with AVX-512
+(eight 16-float registers of 32), 2 rows with AVX2 (eight 8-float registers of 16). A 4-row block on AVX2 needs
+16 accumulators, every register the CPU has, and spills: measured on an AMD EPYC (Zen 3, AVX2), one core,
+products of LeViT-128S's shapes at batch 1 and 32, 36-45 GFLOP/s with 4 rows against 59-69 with 2. That last step is LLVM's SLP vectoriser, which Numba leaves off by default
 (numba PR 8852: miscompilations elsewhere), so it is switched on only while the kernels that inline the
 per-panel body (`panel_product`: this sgemm and the stem convs) compile, and they are checked against NumPy in
 tests/test_fast_kernels.py. Panels (and groups of rows) run in parallel (prange).
@@ -28,10 +31,10 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from levit_np.kernels.numba_common import FASTMATH, hardswish1
+from levit_np.kernels.numba_common import FASTMATH, hardswish1, vector_floats
 
-MR = 4  # rows of an output block
-NR = 32  # columns of an output block = width of a weight panel (two 16-float registers)
+NR = 32  # columns of an output block = width of a weight panel (two AVX-512 or four AVX2 registers)
+MR = 4 if vector_floats() == 16 else 2  # rows of an output block: eight vector registers of accumulators
 BLOCK = MR * NR
 KC = 64  # products summed in a fresh register block before joining the running sum (blocked summation)
 SIGNATURE = "void(float32[:, :, ::1], float32[:, :, ::1], float32[:, ::1], boolean, boolean, float32[:, :, ::1])"
@@ -92,7 +95,7 @@ def panel_product(x, w, b, activation, transposed, out, c0):
             for r in range(MR):
                 for i in range(NR):
                     out[r0 + r, c0 + i] = acc[r, i]
-    for r0 in range(rows - rows % MR, rows):  # the last rows % 4 rows, one at a time
+    for r0 in range(rows - rows % MR, rows):  # the last rows % MR rows, one at a time
         acc1 = numba.carray(_stack_f32(NR), NR)
         part1 = numba.carray(_stack_f32(NR), NR)
         for i in range(NR):

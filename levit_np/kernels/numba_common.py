@@ -15,6 +15,23 @@ from numba import njit  # noqa: E402
 
 import levit_np.kernels.cache  # noqa: F401  (first: compiled kernels cached by a hash of their sources)
 
+
+
+def vector_floats() -> int:
+    """float32 lanes in the widest vector register the kernels are compiled for: 16 with AVX-512, else 8.
+
+    The CPU is Numba's target: NUMBA_CPU_NAME / NUMBA_CPU_FEATURES when set (portable caches), else this host.
+    """
+    import numba
+    from llvmlite import binding
+
+    if numba.config.CPU_FEATURES:
+        return 16 if "+avx512f" in numba.config.CPU_FEATURES.split(",") else 8
+    if numba.config.CPU_NAME and numba.config.CPU_NAME != "host":
+        return 8  # a named CPU without named features: assume the narrower registers
+    return 16 if binding.get_host_cpu_features().get("avx512f") else 8
+
+
 # FMA contraction only: a*b+c rounds once instead of twice (at least as accurate). No other fast-math flag.
 FASTMATH = {"contract"}
 
