@@ -22,6 +22,7 @@ from levit_np.images.preprocessing import (
     preprocess_batch,
     resize_size,
     resized_shape,
+    to_normalized_array,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -130,6 +131,20 @@ def test_constant_image_normalisation(crop_pct, size):
     out = preprocess(img, crop_pct=crop_pct, size=size)
     assert out.shape == (3, size, size) and out.dtype == np.float32
     np.testing.assert_allclose(out, _constant((12, 130, 250), size), rtol=0, atol=1e-6)
+
+
+def test_table_lookup_normalisation_has_the_bits_of_torchvision_arithmetic():
+    """ToTensor then Normalize computed pixel by pixel in float32 (torchvision's order) = the table lookup, bit for
+    bit, on every value 0..255 of every channel, in a non-square image (width and height must not swap)."""
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    pixels[1:6, :52, :] = np.arange(260, dtype=np.int64).reshape(5, 52, 1) % 256  # every value, in each channel
+    chw = pixels.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+    mean = np.asarray(IMAGENET_MEAN, np.float32)[:, None, None]
+    std = np.asarray(IMAGENET_STD, np.float32)[:, None, None]
+    out = to_normalized_array(Image.fromarray(pixels, mode="RGB"))
+    assert out.shape == (3, 37, 53) and out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, (chw - mean) / std)
 
 
 # ---------------------------------------------------------------------------------------------- image modes

