@@ -211,3 +211,23 @@ def test_ordered_restores_input_order():
     from levit_np.evaluation.pipeline import ordered
 
     assert list(ordered([(2, "c"), (0, "a"), (3, "d"), (1, "b")])) == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize(("count", "batch_size", "workers"), [(1000, 32, 2), (500, 32, 2), (40, 32, 2), (7, 32, 3),
+                                                              (1000, 32, 1), (65, 8, 4), (3, 1, 2), (0, 32, 2)])
+def test_batch_bounds_cover_every_item_once_and_split_the_tail(count, batch_size, workers):
+    from levit_np.evaluation.pipeline import TAIL_SPLIT, batch_bounds
+
+    bounds = batch_bounds(count, batch_size, workers)
+    covered = [i for start, stop in bounds for i in range(start, stop)]
+    assert covered == list(range(count))
+    assert all(0 < stop - start <= batch_size for start, stop in bounds)
+    sizes = [stop - start for start, stop in bounds]
+    if workers == 1:  # one worker: nothing to balance
+        assert sizes[:-1] == [batch_size] * (len(sizes) - 1)
+        return
+    full = max(0, count - workers * batch_size) // batch_size  # then the rest, in pieces of batch_size / 4
+    assert sizes[:full] == [batch_size] * full
+    tail = sizes[full:]
+    assert sum(tail) < (workers + 1) * batch_size and max(tail, default=0) <= max(1, batch_size // TAIL_SPLIT)
+    assert sum(tail) >= min(count, workers * batch_size)

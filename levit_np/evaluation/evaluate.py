@@ -16,7 +16,7 @@ from levit_np.errors import LevitError
 from levit_np.evaluation.datasets import Dataset
 from levit_np.evaluation.engine import ModelSpec, Preprocessing, evaluate_batch, model_facts
 from levit_np.evaluation.metrics import Accuracy, score
-from levit_np.evaluation.pipeline import choose_workers, run_batches
+from levit_np.evaluation.pipeline import batch_bounds, choose_workers, run_batches
 from levit_np.evaluation.results import PredictionLog
 
 DEFAULT_BATCH_SIZE = 32
@@ -99,12 +99,17 @@ def evaluation_job(model, payload) -> list[dict]:
 
 def _run(spec: ModelSpec, settings: Settings, todo: list, ready) -> Iterator[list[dict]]:
     """Record lists, one per finished shard, from the runner the settings choose."""
-    per_shard = settings.batch_size * (settings.shard_batches if settings.cluster else 1)
-    shards = [[(s.image, s.path, s.label) for s in todo[i:i + per_shard]] for i in range(0, len(todo), per_shard)]
-    payloads = ((i, (items, settings.preprocessing, settings.batch_size, settings.raise_unexpected))
-                for i, items in enumerate(shards))
-    if not shards:
+    items = [(s.image, s.path, s.label) for s in todo]
+    if not items:
         return
+    if settings.cluster:
+        per_shard = settings.batch_size * settings.shard_batches
+        bounds = [(i, min(i + per_shard, len(items))) for i in range(0, len(items), per_shard)]
+    else:
+        workers = choose_workers(-(-len(items) // settings.batch_size), settings.threads, settings.workers)
+        bounds = batch_bounds(len(items), settings.batch_size, workers)
+    payloads = ((i, (items[start:stop], settings.preprocessing, settings.batch_size, settings.raise_unexpected))
+                for i, (start, stop) in enumerate(bounds))
     if settings.cluster:
         try:
             from levit_np.evaluation.dask_runner import run_shards
@@ -113,7 +118,6 @@ def _run(spec: ModelSpec, settings: Settings, todo: list, ready) -> Iterator[lis
         results = run_shards(settings.cluster, spec, evaluation_job, payloads, threads=settings.threads,
                              on_ready=ready)
     else:
-        workers = choose_workers(len(shards), settings.threads, settings.workers)
         results = run_batches(spec, evaluation_job, payloads, workers=workers, threads=settings.threads,
                               on_ready=ready)
     for _shard_id, shard_records in results:

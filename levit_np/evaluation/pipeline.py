@@ -68,6 +68,24 @@ def run_batches(spec: ModelSpec, job: Job, batches: Iterable[tuple[int, Any]], *
     yield from _Pool(spec, job, workers, threads).run(iter(batches), on_ready)
 
 
+TAIL_SPLIT = 4  # the last batches are cut into pieces this many times smaller, so workers finish together
+
+
+def batch_bounds(count: int, batch_size: int, workers: int) -> list[tuple[int, int]]:
+    """(start, stop) of each batch of `count` items: full batches, then the last `workers` to `workers + 1`
+    batches' worth of items in batches a TAIL_SPLIT-th the size, so that at the end no worker waits long for
+    another's last batch (with whole batches one core idles for up to a batch's time).
+
+    Every item is in exactly one batch, in order; no batch is larger than `batch_size`.
+    """
+    if workers <= 1:
+        return [(i, min(i + batch_size, count)) for i in range(0, count, batch_size)]
+    head = max(0, count - workers * batch_size) // batch_size * batch_size
+    small = max(1, batch_size // TAIL_SPLIT)
+    return ([(i, i + batch_size) for i in range(0, head, batch_size)]
+            + [(i, min(i + small, count)) for i in range(head, count, small)])
+
+
 def ordered(results: Iterable[tuple[int, Any]]) -> Iterator[Any]:
     """Results keyed 0, 1, 2, ... in any order -> the results in key order, each as soon as it can go out."""
     waiting, next_id = {}, 0
@@ -213,11 +231,11 @@ def classify_in_workers(spec: ModelSpec, paths: list[str], *, k: int, batch_size
     """`levit_np.images.classify.classify` in worker processes: one ImageResult per path, in input order."""
     from levit_np.evaluation.engine import classify_job
 
-    chunks = [paths[i:i + batch_size] for i in range(0, len(paths), batch_size)]
+    processes = choose_workers(-(-len(paths) // batch_size), threads, workers)
+    chunks = [paths[start:stop] for start, stop in batch_bounds(len(paths), batch_size, processes)]
     payloads = ((i, (chunk, k, crop_pct, size, names, raise_unexpected)) for i, chunk in enumerate(chunks))
     done = 0
-    finished = run_batches(spec, classify_job, payloads, workers=choose_workers(len(chunks), threads, workers),
-                           threads=threads)
+    finished = run_batches(spec, classify_job, payloads, workers=processes, threads=threads)
     for results in ordered(finished):
         done += len(results)
         if on_progress is not None:
