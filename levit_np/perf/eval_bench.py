@@ -9,7 +9,8 @@ two worker counts is the comparison. Each run is one subprocess timed from start
 so a busy machine slows every contender alike; peak memory is the largest sum of the resident sizes of the
 run's process tree (sampled every 20 ms).
 
-The bound: cores / (preprocess ms + model ms per image), each measured alone on one core (one thread).
+The bound: cores / (preprocess ms + model ms per image), each measured alone on one core (one thread), once in
+every round beside the runs (a machine whose speed drifts moves the bound with them); the medians count.
 
     python -m levit_np.perf.eval_bench torch DATA WORKERS    # the PyTorch script (what the parent runs)
     python -m levit_np.perf.eval_bench unit DATA VARIANT     # preprocess and model ms per image, one core
@@ -60,7 +61,7 @@ class Report:
     settings: Settings
     ours: dict[int, list[Run]] = field(default_factory=dict)
     torch: dict[str, dict[int, list[Run]]] = field(default_factory=dict)  # "workers=0" -> size -> runs
-    unit: dict = field(default_factory=dict)  # preprocess_ms, model_ms, cores
+    units: list[dict] = field(default_factory=list)  # one per round: preprocess_ms, model_ms, cores
 
 
 def clean_environment() -> dict[str, str]:
@@ -158,10 +159,10 @@ def run(settings: Settings, log: Callable[[str], None] = lambda message: None) -
         write_weights(weights, cfg, random_params(cfg, 0))
     env = clean_environment()
     report = Report(settings)
-    log("measuring preprocess and model time on one core")
-    report.unit = unit_times(str(roots[settings.sizes[0]]), settings.variant)
     ours = levit_command()
     for round_index in range(settings.rounds):
+        log(f"round {round_index + 1}/{settings.rounds}: preprocess and model time on one core")
+        report.units.append(unit_times(str(roots[settings.sizes[0]]), settings.variant))
         for n, root in roots.items():
             log(f"round {round_index + 1}/{settings.rounds}: levit eval, {n} photos")
             result, out = timed(ours + ["eval", str(root), "--weights", str(weights), "--json"], env)
@@ -206,7 +207,7 @@ def summarize(report: Report) -> dict:
         best = min(torch, key=torch.get) if torch else None
         rows[n] = {"ours_s": ours, "ours_img_s": n / ours, "torch_s": torch, "torch_best": best,
                    "ratio": (torch[best] / ours) if best else None}
-    unit = report.unit
+    unit = {name: statistics.median(u[name] for u in report.units) for name in report.units[0]}
     bound = unit["cores"] * 1000.0 / (unit["preprocess_ms"] + unit["model_ms"])
     marginal = (large - small) / (rows[large]["ours_s"] - rows[small]["ours_s"])
     memory = {n: statistics.median(r.peak_mb for r in runs) for n, runs in report.ours.items()}
