@@ -174,7 +174,7 @@ def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: b
     kernel, products as in the packed sgemm (`gemm.panel_product`), bias and Hardswish in its epilogue.
 
     Most convs: channels-last patches (pixels x Cin*k*k) @ packed W^T. The first conv (3 input channels: 27
-    products per output, too few for the 4x32 blocks) swaps the roles: W (Cout x Cin*k*k, with the bias as an
+    products per output, too few for the register blocks) swaps the roles: W (Cout x Cin*k*k, with the bias as an
     extra column) @ planar patches in 32-pixel panels, stored transposed by the kernel.
     Either way the output is channels-last: (B, Cin, H, W) -> (B, Cout, Ho, Wo), a view of (B, Ho, Wo, Cout);
     the next conv reads that view as it is (as (B, H, W, C), contiguous per pixel).
