@@ -273,3 +273,15 @@ def test_other_architectures_are_refused(change):
     with pytest.raises(fast.UnsupportedConfig, match="backend='numpy'"):
         fast.prepare(cfg, {})
     fast.check_supported(dataclasses.replace(VARIANTS["levit_256"], name="mine", num_classes=43))
+
+
+@pytest.mark.parametrize(("features", "name", "floats"), [("+avx2,+fma,+avx512f,+avx512bw", None, 16),
+                                                         ("+avx2,+fma,-avx512f", None, 8), ("", "generic", 8)])
+def test_vector_width_follows_numbas_target_cpu(monkeypatch, features, name, floats):
+    """The sgemm's register block follows the CPU Numba compiles for (NUMBA_CPU_FEATURES / NUMBA_CPU_NAME when
+    set, as for portable caches): 16 floats a register with AVX-512, else 8."""
+    from levit_np.kernels.numba_common import vector_floats
+
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", features or None)
+    monkeypatch.setattr(numba.config, "CPU_NAME", name)
+    assert vector_floats() == floats
