@@ -1,18 +1,20 @@
 """out = act(x @ W + b) for LeViT's linears: a register-blocked sgemm in Numba on weights packed once at load.
 
 Why not BLAS: at batch 1 LeViT's products have 16, 49 or 196 rows. OpenBLAS repacks the whole weight matrix on
-every call, which at these sizes costs about as much as the product (measured on this CPU: 53-78 GFLOP/s with
+every call, which at these sizes costs about as much as the product (measured on a Zen 4 CPU: 53-78 GFLOP/s with
 cold weights). Here W is packed at load into panels of 32 columns, (ceil(N/32), K, 32), each streamed once per
-call; the kernel reaches 85-110 GFLOP/s at the same sizes and 110+ at batch 32 (one core; peak ~115).
+call; there the kernel reached 85-110 GFLOP/s at the same sizes and 110+ at batch 32 (one core; peak ~115).
 
 How: each (MR rows x 32 columns) output block accumulates over K in a stack buffer (`_stack_f32`). Its loops have
 constant trip counts, so LLVM unrolls them, keeps the block in eight vector registers and turns each k step into
 one broadcast-FMA per register. MR follows the vector width the kernels are compiled for: 4 rows with AVX-512
 (eight 16-float registers of 32), 2 rows with AVX2 (eight 8-float registers of 16). A 4-row block on AVX2 needs
 16 accumulators, every register the CPU has, and spills: measured on an AMD EPYC (Zen 3, AVX2), one core,
-products of LeViT-128S's shapes at batch 1 and 32, 36-45 GFLOP/s with 4 rows against 59-69 with 2. That last step is LLVM's SLP vectoriser, which Numba leaves off by default
-(numba PR 8852: miscompilations elsewhere), so it is switched on only while the kernels that inline the
-per-panel body (`panel_product`: this sgemm and the stem convs) compile, and they are checked against NumPy in
+products of LeViT-128S's shapes at batch 1 and 32, 36-45 GFLOP/s with 4 rows against 59-69 with 2. (4 x 16
+blocks, also eight registers, were faster alone but slower in the whole model, the convs most.)
+The broadcast-FMA step is LLVM's SLP vectoriser, which Numba leaves off by default (numba PR 8852:
+miscompilations elsewhere), so it is switched on only while the kernels that inline the per-panel body
+(`panel_product`: this sgemm and the stem convs) compile, and they are checked against NumPy in
 tests/test_fast_kernels.py. Panels (and groups of rows) run in parallel (prange).
 
 Summation: blocked. Each run of KC = 64 products is summed in a second, zeroed register block, then added to
