@@ -230,7 +230,7 @@ def to_normalized_array(img: Image.Image) -> np.ndarray:
     by the float32 std, channel by channel. A channel has only 256 possible values, so each result is computed
     once, with the same operations in the same precision and order (``NORMALIZATION_TABLE``: the same bits as
     torchvision), and every pixel looks its value up: one pass per channel instead of four over the whole
-    array (0.3 ms instead of 2 ms for 224 x 224).
+    array (0.3 ms instead of 2 ms for 224 x 224 on an AMD EPYC, Zen 3).
     """
     out = np.empty((3, img.size[1], img.size[0]), dtype=np.float32)
     for channel, band in enumerate(img.split()):
