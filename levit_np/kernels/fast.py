@@ -66,6 +66,8 @@ PLANAR_DEPTH = 64  # convs with fewer products per output (Cin*k*k: the 3-channe
 CONV_CHUNK = 128  # output pixels per parallel job of a conv: its patches stay in L2 while every panel sweeps them
 CONV_SIGNATURE = ("void(float32[:, :, :, :], float32[:, :, ::1], float32[:, ::1], int64, int64, int64, boolean, "
                   "int64, float32[:, :, ::1])")
+PLANAR_SIGNATURE = ("void(float32[:, :, :, ::1], float32[:, :, ::1], float32[:, ::1], int64, int64, boolean, int64, "
+                    "float32[:, :, ::1])")
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -117,29 +119,28 @@ def _conv_channels_last(x, panels, bias, kernel, stride, padding, activation, sl
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _planar_chunk(x, b, p0, n, out_w, kernel, stride, padding, patches, origin, weights, no_bias, activation,
-                  block, out):
+def _planar_chunk(x, b, p0, n, out_w, kernel, stride, patches, origin, weights, no_bias, activation, block, out):
     """Output pixels p0..p0+n-1 of image b: planar patches in 32-pixel panels (a row of ones last) in
-    `patches`, W_aug times each, stored transposed (channels-last) through `block` into out[b, p0:p0+n]."""
-    chans, height, width = x.shape[1], x.shape[2], x.shape[3]
+    `patches`, W_aug times each, stored transposed (channels-last) through `block` into out[b, p0:p0+n].
+
+    x is zero-padded, so every tap is inside it: the gather has no bounds check. Lanes past n (the last panel's
+    tail) read pixel (0, 0); their outputs are never stored."""
+    chans, width = x.shape[1], x.shape[3]
     depth = weights.shape[1]
-    for j in range(n):
+    lanes = -(-n // gemm.NR) * gemm.NR
+    for j in range(lanes):  # where each output pixel's window starts in a flattened channel
         oy = (p0 + j) // out_w
-        origin[j, 0] = oy * stride - padding
-        origin[j, 1] = (p0 + j - oy * out_w) * stride - padding
-    for panel in range(-(-n // gemm.NR)):
+        origin[j] = (oy * stride * width + (p0 + j - oy * out_w) * stride) if j < n else 0
+    for panel in range(lanes // gemm.NR):
+        starts = origin[panel * gemm.NR:(panel + 1) * gemm.NR]
         for c in range(chans):
+            image = x[b, c].reshape(-1)
             for ky in range(kernel):
                 for kx in range(kernel):
                     row = patches[panel, (c * kernel + ky) * kernel + kx]
+                    tap = ky * width + kx
                     for lane in range(gemm.NR):
-                        j = panel * gemm.NR + lane
-                        row[lane] = 0.0
-                        if j < n:
-                            iy = origin[j, 0] + ky
-                            ix = origin[j, 1] + kx
-                            if 0 <= iy < height and 0 <= ix < width:
-                                row[lane] = x[b, c, iy, ix]
+                        row[lane] = image[starts[lane] + tap]
         for lane in range(gemm.NR):
             patches[panel, depth - 1, lane] = 1.0
         gemm.panel_product(weights, patches[panel], no_bias, activation, True, block, panel * gemm.NR)
@@ -147,25 +148,25 @@ def _planar_chunk(x, b, p0, n, out_w, kernel, stride, padding, patches, origin, 
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _conv_planar(x, w_aug, no_bias, kernel, stride, padding, activation, slots, out):
+def _conv_planar(x, w_aug, no_bias, kernel, stride, activation, slots, out):
     """The same conv with the roles swapped, for few products per output (the 3-channel first conv):
     out[b, p, :] = act(W_aug @ [patch(b, p); 1]) with planar patches, patch[(c*k + ky)*k + kx].
 
-    x (B, C, H, W) any strides, w_aug (1, Cout, C*k*k + 1) = [W | bias], no_bias (1, 32) zeros
-    -> out (B, Ho*Wo, Cout). Jobs and slots as in `_conv_channels_last`.
+    x (B, C, H + 2 pad, W + 2 pad) zero-padded, C-contiguous; w_aug (1, Cout, C*k*k + 1) = [W | bias],
+    no_bias (1, 32) zeros -> out (B, Ho*Wo, Cout). Jobs and slots as in `_conv_channels_last`.
     """
     batch, _, _, width = x.shape
-    out_w = (width + 2 * padding - kernel) // stride + 1
+    out_w = (width - kernel) // stride + 1
     points = out.shape[1]
     chunks = -(-points // CONV_CHUNK)
     weights = w_aug[0]
     scratch = np.empty((slots, CONV_CHUNK // gemm.NR, weights.shape[1], gemm.NR), np.float32)
     blocks = np.empty((slots, CONV_CHUNK, weights.shape[0]), np.float32)
-    origins = np.empty((slots, CONV_CHUNK, 2), np.int64)
+    origins = np.empty((slots, CONV_CHUNK), np.int64)
     for slot in prange(slots):
         for job in range(slot, batch * chunks, slots):
             p0 = (job % chunks) * CONV_CHUNK
-            _planar_chunk(x, job // chunks, p0, min(CONV_CHUNK, points - p0), out_w, kernel, stride, padding,
+            _planar_chunk(x, job // chunks, p0, min(CONV_CHUNK, points - p0), out_w, kernel, stride,
                           scratch[slot], origins[slot], weights, no_bias[0], activation, blocks[slot], out)
 
 
@@ -186,19 +187,20 @@ def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: b
     if "w_aug" in layer:
         weights = layer["w_aug"]
         y = np.empty((b, out_h * out_w, weights.shape[1]), np.float32)
-        _conv_kernel(_conv_planar)(x, weights, layer["no_bias"], kernel, stride, padding, activation,
-                                   numba.get_num_threads(), y)
+        padded = np.pad(x.astype(np.float32, copy=False), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        _conv_kernel(_conv_planar, PLANAR_SIGNATURE)(padded, weights, layer["no_bias"], kernel, stride, activation,
+                                                     numba.get_num_threads(), y)
     else:
         y = np.empty((b, out_h * out_w, layer["panels"].shape[0] * gemm.NR), np.float32)
-        _conv_kernel(_conv_channels_last)(x.transpose(0, 2, 3, 1), layer["panels"], layer["bias"], kernel, stride,
+        _conv_kernel(_conv_channels_last, CONV_SIGNATURE)(x.transpose(0, 2, 3, 1), layer["panels"], layer["bias"], kernel, stride,
                                           padding, activation, numba.get_num_threads(), y)
         y = y[..., :layer["n"]]
     return y.reshape(b, out_h, out_w, -1).transpose(0, 3, 1, 2)
 
 
-def _conv_kernel(dispatcher):
+def _conv_kernel(dispatcher, signature: str):
     """A conv kernel compiled (or loaded from the cache) once, vectorised like the sgemm it inlines."""
-    return gemm.compile_vectorised(dispatcher, CONV_SIGNATURE)
+    return gemm.compile_vectorised(dispatcher, signature)
 
 
 @njit(cache=True, fastmath=FASTMATH)
