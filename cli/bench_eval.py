@@ -66,6 +66,9 @@ def _print_tables(summary: dict, settings) -> None:
               f"{100 * summary['marginal_of_bound']:.0f}% of the bound {summary['bound_img_s']:.1f} img/s "
               f"({unit['cores']} cores / ({unit['preprocess_ms']:.2f} ms preprocess + {unit['model_ms']:.2f} ms "
               "model per image, each alone on one core, medians of the rounds))", highlight=False)
+    rounds = ", ".join(f"{100 * share:.0f}%" for share in summary["marginal_of_bound_by_round"])
+    out.print(f"each round's marginal rate against its own bound: {rounds} (median "
+              f"{100 * summary['marginal_of_bound_round_median']:.0f}%)", highlight=False)
     for name, rate in summary["torch_marginal_img_s"].items():
         out.print(f"PyTorch script {name}: marginal rate {rate:.1f} img/s", highlight=False)
     memory = ", ".join(f"{n} photos {mb:.0f} MB" for n, mb in summary["peak_mb"].items())

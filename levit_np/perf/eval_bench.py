@@ -7,10 +7,11 @@ them), torchvision's official transform (Resize(256, bicubic), CenterCrop(224), 
 ImageFolder, DataLoader(batch_size=32, num_workers=0 or 2), top-1/top-5 counted in the loop; the better of the
 two worker counts is the comparison. Each run is one subprocess timed from start to exit, rounds interleaved
 so a busy machine slows every contender alike; peak memory is the largest sum of the resident sizes of the
-run's process tree (sampled every 20 ms).
+run's process tree (sampled every 100 ms).
 
 The bound: cores / (preprocess ms + model ms per image), each measured alone on one core (one thread), once in
-every round beside the runs (a machine whose speed drifts moves the bound with them); the medians count.
+every round beside the runs (a machine whose speed drifts moves the bound with them); the medians count, and
+each round's own marginal rate against its own bound is reported too (paired in time, the drift cancels).
 
     python -m levit_np.perf.eval_bench torch DATA WORKERS    # the PyTorch script (what the parent runs)
     python -m levit_np.perf.eval_bench unit DATA VARIANT     # preprocess and model ms per image, one core
@@ -33,7 +34,7 @@ from levit_np.perf.timing import thread_variables
 CLASS_WNIDS = ("n01440764", "n01443537", "n01484850", "n01491361", "n01494475", "n01496331", "n01498041",
                "n01514668", "n01514859", "n01518878")
 PHOTO_SIZE = (500, 375)
-SAMPLE_SECONDS = 0.02
+SAMPLE_SECONDS = 0.1  # memory sampling: every 20 ms cost the measuring process 14% of a core, beside the runs
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 TORCH_LOADER_WORKERS = (0, 2)
 
@@ -194,6 +195,11 @@ def levit_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-c", "from levit_cli.main import main; main()"]
 
 
+def _bound(unit: dict) -> float:
+    """Images/s if every core only preprocessed and ran the model: cores / (preprocess + model ms per image)."""
+    return unit["cores"] * 1000.0 / (unit["preprocess_ms"] + unit["model_ms"])
+
+
 def summarize(report: Report) -> dict:
     """Medians, the ratio against the better PyTorch run, the marginal rate against the bound, memory."""
     import statistics
@@ -208,12 +214,15 @@ def summarize(report: Report) -> dict:
         rows[n] = {"ours_s": ours, "ours_img_s": n / ours, "torch_s": torch, "torch_best": best,
                    "ratio": (torch[best] / ours) if best else None}
     unit = {name: statistics.median(u[name] for u in report.units) for name in report.units[0]}
-    bound = unit["cores"] * 1000.0 / (unit["preprocess_ms"] + unit["model_ms"])
+    bound = _bound(unit)
     marginal = (large - small) / (rows[large]["ours_s"] - rows[small]["ours_s"])
+    per_round = [(large - small) / (big.seconds - little.seconds) / _bound(u)
+                 for little, big, u in zip(report.ours[small], report.ours[large], report.units)]
     memory = {n: statistics.median(r.peak_mb for r in runs) for n, runs in report.ours.items()}
     mem_small, mem_large = memory[small], memory.get(report.settings.memory_size)
     return {"rows": rows, "unit": unit, "bound_img_s": bound, "marginal_img_s": marginal,
-            "marginal_of_bound": marginal / bound, "peak_mb": memory,
+            "marginal_of_bound": marginal / bound, "marginal_of_bound_by_round": per_round,
+            "marginal_of_bound_round_median": statistics.median(per_round), "peak_mb": memory,
             "memory_growth": (mem_large / mem_small - 1) if mem_large else None, "rounds": report.settings.rounds,
             "torch_marginal_img_s": {name: (large - small) / (statistics.median(r.seconds for r in sizes[large])
                                                                - statistics.median(r.seconds for r in sizes[small]))
