@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from levit_np.export.settings import DEFAULT_OPSET
+from levit_np.perf.graph_runtimes import onnxruntime_runner, openvino_runner
 from levit_np.perf.timing import quantiles, thread_environment, time_calls
 from levit_np.perf.worker_channel import WorkerChannel
 
@@ -113,30 +114,9 @@ def make_runner(spec: dict) -> tuple[Callable, str]:
                 return model(pixel_values=torch.from_numpy(x)).logits.numpy()
         return run_torch, f"PyTorch {torch.__version__} eager (transformers LeViT)"
     if backend == "onnxruntime":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(spec["onnx"], options, providers=["CPUExecutionProvider"])
-        return (lambda x: session.run(["logits"], {"pixel_values": x})[0]), f"ONNX Runtime {ort.__version__}"
+        return onnxruntime_runner(spec["onnx"], "pixel_values", "logits", threads)
     if backend == "openvino":
-        import openvino as ov
-
-        core = ov.Core()
-        compiled: dict[int, Callable] = {}
-        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
-                  "PERFORMANCE_HINT": "LATENCY"}
-
-        def run_openvino(x):
-            if x.shape[0] not in compiled:  # one static-shape compilation per batch size
-                model = core.read_model(spec["onnx"])
-                model.reshape({"pixel_values": list(x.shape)})
-                compiled[x.shape[0]] = core.compile_model(model, "CPU", config)
-            return compiled[x.shape[0]](x)[0]
-        return run_openvino, f"OpenVINO {ov.get_version().split('-')[0]}, f32"
+        return openvino_runner(spec["onnx"], "pixel_values", threads)
     raise ValueError(f"unknown backend {backend!r}")
 
 

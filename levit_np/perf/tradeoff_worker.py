@@ -22,6 +22,8 @@ import sys
 import time
 from typing import Callable
 
+from levit_np.perf.graph_runtimes import onnxruntime_runner, openvino_runner
+
 RUNTIMES = ("torch", "onnxruntime", "openvino", "numba")
 RUNTIME_TITLES = {"torch": "PyTorch eager", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO f32",
                   "numba": "levit-np numba"}
@@ -118,17 +120,9 @@ def make_runner(spec: dict) -> tuple[Callable, str, int]:
         return _numba_runner(spec)
     side = spec["resolution"]
     if runtime == "onnxruntime":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(_file(spec, ".onnx"), options, providers=["CPUExecutionProvider"])
-        return (lambda x: session.run(["logits"], {"images": x})[0]), f"ONNX Runtime {ort.__version__}", side
+        return (*onnxruntime_runner(_file(spec, ".onnx"), "images", "logits", threads), side)
     if runtime == "openvino":
-        return _openvino_runner(spec, side)
+        return (*openvino_runner(_file(spec, ".onnx"), "images", threads), side)
     raise ValueError(f"unknown runtime {runtime!r}")
 
 
@@ -149,23 +143,6 @@ def _numba_runner(spec: dict) -> tuple[Callable, str, int]:
 
     model = levit_np.create(spec["key"], seed=spec["seed"], backend="numba")
     return model, "levit-np numba (own random weights: not checked)", model.config.img_size
-
-
-def _openvino_runner(spec: dict, side: int) -> tuple[Callable, str, int]:
-    import openvino as ov
-
-    core = ov.Core()
-    config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": spec["threads"], "NUM_STREAMS": 1,
-              "PERFORMANCE_HINT": "LATENCY"}
-    compiled: dict[int, Callable] = {}
-
-    def run_openvino(x):
-        if x.shape[0] not in compiled:  # one static-shape compilation per batch size
-            model = core.read_model(_file(spec, ".onnx"))
-            model.reshape({"images": list(x.shape)})
-            compiled[x.shape[0]] = core.compile_model(model, "CPU", config)
-        return compiled[x.shape[0]](x)[0]
-    return run_openvino, f"OpenVINO {ov.get_version().split('-')[0]}, f32", side
 
 
 def _reply(message: dict) -> None:
