@@ -145,7 +145,7 @@ def test_conv_bn(layers_128s, rng, batch, cin, cout, size, activation):
                                                                (1, 7, 1000, 1, False), (6, 27, 16, 2, True),
                                                                (3, 5, 33, 3, True)])
 def test_packed_gemm(rng, rows, depth, cols, groups, activation):
-    """gemm.dense against float64 NumPy: padded panels, leftover rows (M % 4), row groups, both epilogues."""
+    """gemm.dense against float64 NumPy: padded panels, leftover rows (M % MR), row groups, both epilogues."""
     x, weight, bias = normal(rng, rows, depth), normal(rng, cols, depth) / np.sqrt(depth), normal(rng, cols)
     expected = x.astype(np.float64) @ weight.T.astype(np.float64) + bias
     if activation:
