@@ -145,6 +145,17 @@ def _start(settings: Settings, pairs: list[Pair], live: list[int], folder: str, 
     return workers
 
 
+def _counting_steps(progress: Callable[[str, int, int], None], total: int) -> Callable[[str], None]:
+    """A `step(text)` that calls `progress(text, steps done so far, total)` and counts one more step."""
+    done = 0
+
+    def step(text: str) -> None:
+        nonlocal done
+        progress(text, done, total)
+        done += 1
+    return step
+
+
 def run_tradeoff(settings: Settings, progress: Callable[[str, int, int], None] = lambda text, done, total: None,
                  ) -> dict:
     """Measure every pair; `progress(text, done, total)` is called at each step. -> what `--json` prints."""
@@ -152,12 +163,7 @@ def run_tradeoff(settings: Settings, progress: Callable[[str, int, int], None] =
     live = [p for p in pairs if not p.skipped]
     n_models = len({p.model.key for p in live})
     total = n_models + len(live) + settings.rounds * len(live)
-    done = 0
-
-    def step(text: str) -> None:
-        nonlocal done
-        progress(text, done, total)
-        done += 1
+    step = _counting_steps(progress, total)
 
     env = thread_environment(settings.threads)
     load_before = os.getloadavg()
@@ -202,12 +208,7 @@ def operator_profile(settings: Settings, calls: int = 3,
     pairs = plan(settings)
     live = [p for p in pairs if not p.skipped]
     total = len({p.model.key for p in live}) + len(live)
-    done = 0
-
-    def step(text: str) -> None:
-        nonlocal done
-        progress(text, done, total)
-        done += 1
+    step = _counting_steps(progress, total)
 
     env = thread_environment(settings.threads)
     times: dict[int, dict] = {}
