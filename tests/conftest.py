@@ -51,3 +51,15 @@ def official_expected():
     if not OFFICIAL_NPZ.exists():
         pytest.skip(f"official fixture outputs not found at {OFFICIAL_NPZ} (../shared is absent)")
     return dict(np.load(OFFICIAL_NPZ))
+
+
+def invoke_cli(*args) -> "click.testing.Result":
+    """Run `levit ARGS...` in-process; it must not raise (a usage error's SystemExit is fine) nor print a traceback."""
+    from click.testing import CliRunner
+
+    from levit_cli.main import cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output, result.output
+    return result

@@ -8,12 +8,12 @@ import os
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from levit_np.analysis.flops import summary
 from levit_np.model.config import VARIANTS
 from levit_np.model.params import random_params
 from levit_np.weights.hdf5_file import write_weights
+from conftest import invoke_cli
 from levit_cli.backend_option import BACKEND_RULE, DEFAULT_BACKEND
 from levit_cli.inspect_options import NO_WEIGHTS
 from levit_cli.main import COMMANDS, cli
@@ -24,9 +24,7 @@ NAME_OPTIONS = {"model", "variant", "random_variant"}
 
 
 def invoke(*args):
-    result = CliRunner().invoke(cli, list(map(str, args)))
-    assert "Traceback" not in result.output, result.output
-    return result
+    return invoke_cli(*args)
 
 
 def command(name: str) -> click.Command:

@@ -16,16 +16,14 @@ from levit_np.evaluation.datasets import DatasetError, Dataset, Sample, limited,
 from levit_np.images.labels import wnid
 from levit_cli.main import cli
 
+from conftest import invoke_cli
 from eval_fixtures import EXPECTED_TOP1, EXPECTED_TOP5, RANKS, image_folder, shared_known_dataset, reference_top5
 
 PROB_ATOL = 1e-5  # probabilities of two float32 forward passes
 
 
 def run(*args: str):
-    result = CliRunner().invoke(cli, ["eval", *args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output, result.output
-    return result
+    return invoke_cli("eval", *args)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import levit_np
 from levit_np.images.labels import label, softmax, wnid
 from levit_np.images.preprocessing import preprocess
 
-from conftest import SHARED
+from conftest import SHARED, invoke_cli
 from levit_cli.inputs import IMAGE_EXTENSIONS, expand
 from levit_cli.main import cli
 
@@ -35,10 +35,7 @@ PROB_ATOL = 1e-5  # probabilities of two float32 forward passes (logits agree to
 
 
 def run(*args: str):
-    result = CliRunner().invoke(cli, ["predict", *args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output, result.output
-    return result
+    return invoke_cli("predict", *args)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import levit_np
 from levit_np.images.labels import label, softmax
@@ -22,17 +21,15 @@ from levit_np.model.config import VARIANTS
 from levit_np.model.params import random_params
 from levit_np.weights.fileio import sha256_file
 from levit_np.weights.hdf5_file import write_weights
+from conftest import invoke_cli
 from levit_cli.compiling import MESSAGE
-from levit_cli.main import cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PHOTOS = [str(EXAMPLES / "cat.jpg"), str(EXAMPLES / "coffee.jpg")]
 
 
 def run(*args):
-    result = CliRunner().invoke(cli, ["predict", *map(str, args)])
-    assert "Traceback" not in result.output, result.output
-    return result
+    return invoke_cli("predict", *args)
 
 
 @pytest.fixture(scope="module")
