@@ -16,7 +16,7 @@ from levit_np.errors import LevitError
 from levit_np.evaluation.datasets import Dataset
 from levit_np.evaluation.engine import ModelSpec, Preprocessing, evaluate_batch, model_facts
 from levit_np.evaluation.metrics import Accuracy, score
-from levit_np.evaluation.pipeline import batch_bounds, choose_workers, run_batches
+from levit_np.evaluation.pipeline import plan_batches, run_batches
 from levit_np.evaluation.results import PredictionLog
 
 DEFAULT_BATCH_SIZE = 32
@@ -106,8 +106,7 @@ def _run(spec: ModelSpec, settings: Settings, todo: list, ready) -> Iterator[lis
         per_shard = settings.batch_size * settings.shard_batches
         bounds = [(i, min(i + per_shard, len(items))) for i in range(0, len(items), per_shard)]
     else:
-        workers = choose_workers(-(-len(items) // settings.batch_size), settings.threads, settings.workers)
-        bounds = batch_bounds(len(items), settings.batch_size, workers)
+        workers, bounds = plan_batches(len(items), settings.batch_size, settings.threads, settings.workers)
     payloads = ((i, (items[start:stop], settings.preprocessing, settings.batch_size, settings.raise_unexpected))
                 for i, (start, stop) in enumerate(bounds))
     if settings.cluster:

@@ -86,6 +86,13 @@ def batch_bounds(count: int, batch_size: int, workers: int) -> list[tuple[int, i
             + [(i, min(i + small, count)) for i in range(head, count, small)])
 
 
+def plan_batches(count: int, batch_size: int, threads: int = 1,
+                 workers: Optional[int] = None) -> tuple[int, list[tuple[int, int]]]:
+    """(worker processes, `batch_bounds` for them) for `count` items: `choose_workers` and the batches together."""
+    processes = choose_workers(-(-count // batch_size), threads, workers)
+    return processes, batch_bounds(count, batch_size, processes)
+
+
 def ordered(results: Iterable[tuple[int, Any]]) -> Iterator[Any]:
     """Results keyed 0, 1, 2, ... in any order -> the results in key order, each as soon as it can go out."""
     waiting, next_id = {}, 0
@@ -231,8 +238,8 @@ def classify_in_workers(spec: ModelSpec, paths: list[str], *, k: int, batch_size
     """`levit_np.images.classify.classify` in worker processes: one ImageResult per path, in input order."""
     from levit_np.evaluation.engine import classify_job
 
-    processes = choose_workers(-(-len(paths) // batch_size), threads, workers)
-    chunks = [paths[start:stop] for start, stop in batch_bounds(len(paths), batch_size, processes)]
+    processes, bounds = plan_batches(len(paths), batch_size, threads, workers)
+    chunks = [paths[start:stop] for start, stop in bounds]
     payloads = ((i, (chunk, k, crop_pct, size, names, raise_unexpected)) for i, chunk in enumerate(chunks))
     done = 0
     finished = run_batches(spec, classify_job, payloads, workers=processes, threads=threads)

@@ -16,7 +16,6 @@ from numba import njit  # noqa: E402
 import levit_np.kernels.cache  # noqa: F401  (first: compiled kernels cached by a hash of their sources)
 
 
-
 def vector_floats() -> int:
     """float32 lanes in the widest vector register the kernels are compiled for: 16 with AVX-512, else 8.
 
