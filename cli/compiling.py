@@ -45,12 +45,16 @@ def compile_notice() -> Iterator[None]:
         yield
 
 
-def warm_up(net, size: tuple[int, int] = (224, 224)) -> None:
+def warm_up(net, size: tuple[int, int] = (224, 224), batch: int = 1) -> None:
     """Run one image of zeros through `net` under `compile_notice`, so a progress bar started afterwards moves
-    from its first batch (numba specialises on types, not on batch size: one image compiles every kernel)."""
-    if net.backend == "numpy":
+    from its first batch (numba specialises on types, not on batch size: one image compiles every kernel).
+
+    Nothing to do when calls on `batch` images run the reference (backend numpy, or auto on small work)."""
+    backend = net.backend_for(batch, *size)
+    if backend == "numpy":
         return
     import numpy as np
 
+    net.prepare_backend(backend)  # one image alone would run the reference under auto
     with compile_notice():
         net(np.zeros((1, net.config.in_chans, *size), np.float32))

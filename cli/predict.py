@@ -65,7 +65,7 @@ def predict(ctx: click.Context, images: tuple[str, ...], weights: Optional[str],
     if net is not None:
         if class_names is not None:
             net.class_names = read_class_names(class_names, net.config.num_classes)
-        warm_up(net, (height, width))  # a first compile says so, before the progress bar (and any worker) starts
+        warm_up(net, (height, width), min(batch_size, len(paths)))  # a first compile says so, before the progress bar
     if workers is None:
         workers = None if len(paths) >= PIPELINE_MIN_BATCHES * batch_size else 0
     options = dict(k=k, batch_size=batch_size, crop_pct=crop_pct, size=(height, width),
@@ -184,12 +184,12 @@ def _progress(total: int):
     """A context manager yielding `on_progress(done, total)`: a transient bar on stderr for many images."""
     import contextlib
 
+    if total < PROGRESS_MIN_IMAGES:
+        return contextlib.nullcontext(None)
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .console import err
-
-    if total < PROGRESS_MIN_IMAGES:
-        return contextlib.nullcontext(None)
 
     @contextlib.contextmanager
     def bar():

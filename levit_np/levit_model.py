@@ -54,6 +54,7 @@ class LevitModel:
         if len(self.class_names) != cfg.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for a head of {cfg.num_classes} classes")
         self._prepared: dict[str, tuple] = {}  # backend name -> (kernel module, layers)
+        self._macs_per_image: Optional[int] = None  # at the config's image size, counted on first use
         self.active_backend = "numpy" if backend == AUTO else backend  # the backend the last call ran
         self._use(self.active_backend)
 
@@ -67,6 +68,13 @@ class LevitModel:
             self._prepared[name] = (kernels, kernels.prepare(self.config, params))
         self.active_backend = name
 
+    def prepare_backend(self, name: str) -> None:
+        """Prepare backend `name` now and make it the active one; an auto model runs numba for every call once
+        numba is prepared (a warm-up before a timed or progress-reported run)."""
+        if self.backend not in (AUTO, name):
+            raise ValueError(f"a model of backend {self.backend!r} runs {self.backend!r} only, not {name!r}")
+        self._use(name)
+
     @property
     def kernels(self):
         """The active backend's kernel module."""
@@ -79,9 +87,17 @@ class LevitModel:
 
     def macs(self, batch: int, height: int, width: int) -> float:
         """Multiply-adds of one forward pass on `batch` images of height x width (scaled from the config's size)."""
-        from levit_np.analysis.flops import total_flops
+        if self._macs_per_image is None:
+            from levit_np.analysis.flops import total_flops
 
-        return total_flops(self.config) * batch * height * width / self.config.img_size ** 2
+            self._macs_per_image = total_flops(self.config)
+        return self._macs_per_image * batch * height * width / self.config.img_size ** 2
+
+    def backend_for(self, batch: int, height: int, width: int) -> str:
+        """The backend a call on `batch` images of height x width runs: `backend`, or what `auto` picks for it."""
+        if self.backend != AUTO:
+            return self.backend
+        return auto_backend(self.config, self.macs(batch, height, width), numba_ready="numba" in self._prepared)
 
     def __repr__(self) -> str:
         return (f"LevitModel({self.config.name}, backend={self.backend!r}, "
@@ -95,8 +111,7 @@ class LevitModel:
             raise ValueError(f"expected images of shape (B, {self.config.in_chans}, H, W), got {x.shape}")
         check_input_size(x.shape[2], x.shape[3], self.config.patch_size)  # any multiple of 16, not only 224
         if self.backend == AUTO:
-            work = self.macs(x.shape[0], x.shape[2], x.shape[3])
-            self._use(auto_backend(self.config, work, numba_ready="numba" in self._prepared))
+            self._use(self.backend_for(x.shape[0], x.shape[2], x.shape[3]))
         x = np.ascontiguousarray(x, dtype=self.dtype)
         return forward(x, self.config, self.layers, self.kernels, hook, self.steps)
 

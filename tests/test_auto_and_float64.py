@@ -65,6 +65,25 @@ def test_one_photo_with_auto_never_imports_numba():
     assert done.stdout.strip() == "False"
 
 
+def test_warm_up_prepares_what_the_run_will_use():
+    """`levit predict`'s warm-up: nothing for a batch `auto` runs on the reference, numba (compiled or loaded, and
+    kept for every later call) for a batch it runs on numba; a numpy model is never warmed."""
+    from levit_cli.compiling import warm_up
+
+    model = levit_np.create("128s", backend="auto")
+    warm_up(model, (224, 224), batch=1)
+    assert model.backend_for(1, 224, 224) == "numpy" and model.active_backend == "numpy"
+    batch = int(np.ceil(AUTO_NUMBA_MACS / model.macs(1, 224, 224)))
+    assert model.backend_for(batch, 224, 224) == "numba"
+    warm_up(model, (224, 224), batch=batch)
+    assert model.active_backend == "numba" and model.backend_for(1, 224, 224) == "numba"
+    reference = levit_np.create("128s", backend="numpy")
+    warm_up(reference, (224, 224), batch=batch)
+    assert reference.backend_for(batch, 224, 224) == "numpy"
+    with pytest.raises(ValueError, match="runs 'numpy' only"):
+        reference.prepare_backend("numba")
+
+
 # ---------------------------------------------------------------- float64
 
 

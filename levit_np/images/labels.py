@@ -11,7 +11,6 @@ import functools
 import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 from typing import Optional
 
 import numpy as np
@@ -30,7 +29,8 @@ def imagenet_classes() -> list[tuple[str, str]]:
 @functools.cache
 def _classes() -> tuple[tuple[str, str], ...]:
     """The parsed json, read on first use and cached (a tuple, so callers cannot change the cache)."""
-    text = (resources.files(__package__) / _DATA_FILE).read_text(encoding="utf-8")
+    with open(os.path.join(os.path.dirname(__file__), _DATA_FILE), encoding="utf-8") as f:  # packaged beside
+        text = f.read()
     raw = json.loads(text)
     if sorted(raw, key=int) != [str(i) for i in range(NUM_CLASSES)]:
         raise RuntimeError(f"levit_np/images/{_DATA_FILE} does not hold classes 0..{NUM_CLASSES - 1}")

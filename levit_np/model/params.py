@@ -81,10 +81,13 @@ def layer_names(cfg: LevitConfig) -> list[str]:
 
 def group_layers(cfg: LevitConfig, params: dict[str, np.ndarray]) -> dict:
     """{layer prefix: {leaf: array}} for every layer, plus the attention-bias tables under their own names."""
-    grouped: dict = {}
-    for prefix in layer_names(cfg):
-        grouped[prefix] = {name[len(prefix) + 1:]: params[name] for name in params
-                           if name.startswith(prefix + ".") and name.count(".") - prefix.count(".") <= 2}
+    grouped: dict = {prefix: {} for prefix in layer_names(cfg)}
+    for name, value in params.items():  # a leaf is one to three name parts below its layer's prefix
+        parts = name.split(".")
+        for depth in (1, 2, 3):
+            prefix = ".".join(parts[:-depth])
+            if prefix in grouped:
+                grouped[prefix][".".join(parts[-depth:])] = value
     for name, value in params.items():
         if name.endswith(".attention_biases") or name == "pos_embed":
             grouped[name] = value

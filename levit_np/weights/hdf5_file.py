@@ -107,8 +107,8 @@ def _validated(path, f) -> tuple[WeightsInfo, dict]:
         if group.id.links.get_info(key).type != h5py.h5l.TYPE_HARD:  # a soft link, or an external file
             raise WeightsFileError(f"{path}: /params/{_short(name)} is a link; a weights file holds its tensors")
         ds = h5py.h5o.open(group.id, key)
-        stored_here = isinstance(ds, h5py.h5d.DatasetID) and ds.get_create_plist().get_external_count() == 0 \
-            and ds.get_create_plist().get_layout() != h5py.h5d.VIRTUAL
+        plist = ds.get_create_plist() if isinstance(ds, h5py.h5d.DatasetID) else None
+        stored_here = plist is not None and plist.get_external_count() == 0 and plist.get_layout() != h5py.h5d.VIRTUAL
         if not stored_here:
             raise WeightsFileError(f"{path}: /params/{_short(name)} is not a dataset stored in the file")
         if ds.dtype != np.float32:
