@@ -125,7 +125,8 @@ def test_linear_bn(layers_128s, rng, batch, tokens, cin, cout, activation):
 
 
 @pytest.mark.parametrize("batch,cin,cout,size,activation", [(1, 3, 16, 224, True), (3, 5, 8, 13, True),
-                                                            (2, 16, 32, 7, False), (1, 64, 128, 2, False)])
+                                                            (2, 3, 12, 10, False), (2, 16, 32, 7, False),
+                                                            (1, 64, 128, 2, False)])
 def test_conv_bn(layers_128s, rng, batch, cin, cout, size, activation):
     layer = {"weight": normal(rng, cout, cin, 3, 3) / np.sqrt(9 * cin),
              "bn.weight": rng.uniform(0.5, 1.5, cout).astype(np.float32), "bn.bias": normal(rng, cout) * 0.1,

@@ -6,7 +6,8 @@ Same names and signatures as `kernels/reference.py`, so `model.forward` runs unc
   in its epilogue (faster than OpenBLAS at LeViT's sizes: OpenBLAS repacks the weights on every call).
 - The stem's convolutions run in one parallel Numba kernel each: every job (image, 128 output pixels) builds its
   patches in a per-thread buffer and multiplies them by the packed weights with the sgemm's own per-panel body
-  (`gemm.panel_product`). No BLAS anywhere, whose idle threads would compete with Numba's.
+  (`gemm.panel_product`); the first conv (27 products per output) runs directly, without patches. No BLAS
+  anywhere, whose idle threads would compete with Numba's.
 - Attention runs per (image, head) in one Numba kernel: q k^T + bias, softmax, times v, Hardswish. It works on
   transposed score tiles (keys x queries) so every inner loop runs along the queries, contiguous and vectorised.
   `prepare` gives each block's bias in that layout (`bias_layout`, applied once per grid by its `GridBias`).
@@ -62,11 +63,16 @@ def linear_bn(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarra
     return y.reshape(x.shape[:-1] + (y.shape[-1],))
 
 
-PLANAR_DEPTH = 64  # convs with fewer products per output (Cin*k*k: the 3-channel first conv) run as W @ patches
+DIRECT_DEPTH = 64  # convs with fewer products per output (Cin*k*k: the 3-channel first conv) run `_conv_direct`
+DIRECT_KERNEL = 3  # the stem's convs: 3 x 3, stride 2 (compile-time constants of `_conv_direct`)
+DIRECT_STRIDE = 2
+DIRECT_PIXELS = 8  # a register block of `_conv_direct`: 8 pixels x 8 channels, eight vector registers on AVX2
+DIRECT_CHANNELS = 8
+DIRECT_BLOCK = DIRECT_PIXELS * DIRECT_CHANNELS
 CONV_CHUNK = 128  # output pixels per parallel job of a conv: its patches stay in L2 while every panel sweeps them
-CONV_SIGNATURE = ("void(float32[:, :, :, :], float32[:, :, ::1], float32[:, ::1], int64, int64, int64, boolean, "
+CONV_SIGNATURE = ("void(float32[:, :, :, ::1], float32[:, :, ::1], float32[:, ::1], int64, int64, int64, boolean, "
                   "int64, float32[:, :, ::1])")
-PLANAR_SIGNATURE = ("void(float32[:, :, :, ::1], float32[:, :, ::1], float32[:, ::1], int64, int64, boolean, int64, "
+DIRECT_SIGNATURE = ("void(float32[:, :, :, ::1], float32[:, ::1], float32[::1], int64, boolean, int64, "
                     "float32[:, :, ::1])")
 
 
@@ -118,65 +124,63 @@ def _conv_channels_last(x, panels, bias, kernel, stride, padding, activation, sl
                                  padding, scratch[slot], panels, bias, activation, out)
 
 
-@njit(inline="always", fastmath=FASTMATH)
-def _planar_chunk(x, b, p0, n, out_w, kernel, stride, patches, origin, weights, no_bias, activation, block, out):
-    """Output pixels p0..p0+n-1 of image b: planar patches in 32-pixel panels (a row of ones last) in
-    `patches`, W_aug times each, stored transposed (channels-last) through `block` into out[b, p0:p0+n].
-
-    x is zero-padded, so every tap is inside it: the gather has no bounds check. Lanes past n (the last panel's
-    tail) read pixel (0, 0); their outputs are never stored."""
-    chans, width = x.shape[1], x.shape[3]
-    depth = weights.shape[1]
-    lanes = -(-n // gemm.NR) * gemm.NR
-    for j in range(lanes):  # where each output pixel's window starts in a flattened channel
-        oy = (p0 + j) // out_w
-        origin[j] = (oy * stride * width + (p0 + j - oy * out_w) * stride) if j < n else 0
-    for panel in range(lanes // gemm.NR):
-        starts = origin[panel * gemm.NR:(panel + 1) * gemm.NR]
-        for c in range(chans):
-            image = x[b, c].reshape(-1)
-            for ky in range(kernel):
-                for kx in range(kernel):
-                    row = patches[panel, (c * kernel + ky) * kernel + kx]
-                    tap = ky * width + kx
-                    for lane in range(gemm.NR):
-                        row[lane] = image[starts[lane] + tap]
-        for lane in range(gemm.NR):
-            patches[panel, depth - 1, lane] = 1.0
-        gemm.panel_product(weights, patches[panel], no_bias, activation, True, block, panel * gemm.NR)
-    out[b, p0:p0 + n] = block[:n]
-
-
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _conv_planar(x, w_aug, no_bias, kernel, stride, activation, slots, out):
-    """The same conv with the roles swapped, for few products per output (the 3-channel first conv):
-    out[b, p, :] = act(W_aug @ [patch(b, p); 1]) with planar patches, patch[(c*k + ky)*k + kx].
+def _conv_direct(x, wt, bias, padding, activation, slots, out):
+    """The same conv computed directly, for few products per output (the 3-channel first conv: 27): no patches.
 
-    x (B, C, H + 2 pad, W + 2 pad) zero-padded, C-contiguous; w_aug (1, Cout, C*k*k + 1) = [W | bias],
-    no_bias (1, 32) zeros -> out (B, Ho*Wo, Cout). Jobs and slots as in `_conv_channels_last`.
+    out[b, oy*Wo + ox, o] = act(bias[o] + sum over (c, ky, kx) of x[b, c, oy*S - p + ky, ox*S - p + kx] *
+    wt[(c*K + ky)*K + kx, o]), K = DIRECT_KERNEL, S = DIRECT_STRIDE (constants, so every tap's offset is too).
+    x (B, C, H, W) C-contiguous, wt (C*K*K, Cout) with Cout a multiple of DIRECT_CHANNELS, bias (Cout,)
+    -> out (B, Ho*Wo, Cout). A job is one output row: its C*K input rows are copied into a zero-bordered
+    per-slot buffer (so no tap needs a bounds check), then each block of DIRECT_PIXELS pixels x DIRECT_CHANNELS
+    channels accumulates in registers (one broadcast-FMA per pixel and tap). Jobs and slots as in
+    `_conv_channels_last`.
     """
-    batch, _, _, width = x.shape
-    out_w = (width - kernel) // stride + 1
-    points = out.shape[1]
-    chunks = -(-points // CONV_CHUNK)
-    weights = w_aug[0]
-    scratch = np.empty((slots, CONV_CHUNK // gemm.NR, weights.shape[1], gemm.NR), np.float32)
-    blocks = np.empty((slots, CONV_CHUNK, weights.shape[0]), np.float32)
-    origins = np.empty((slots, CONV_CHUNK), np.int64)
+    batch, chans, height, width = x.shape
+    out_w = (width + 2 * padding - DIRECT_KERNEL) // DIRECT_STRIDE + 1
+    out_h = (height + 2 * padding - DIRECT_KERNEL) // DIRECT_STRIDE + 1
+    cols = (-(-out_w // DIRECT_PIXELS) * DIRECT_PIXELS - 1) * DIRECT_STRIDE + DIRECT_KERNEL  # whole blocks' reach
+    inside = min(width, cols - padding)
+    scratch = np.zeros((slots, chans * DIRECT_KERNEL, cols), np.float32)  # borders stay zero: the padding
     for slot in prange(slots):
-        for job in range(slot, batch * chunks, slots):
-            p0 = (job % chunks) * CONV_CHUNK
-            _planar_chunk(x, job // chunks, p0, min(CONV_CHUNK, points - p0), out_w, kernel, stride,
-                          scratch[slot], origins[slot], weights, no_bias[0], activation, blocks[slot], out)
+        rows = scratch[slot]
+        flat = rows.reshape(-1)
+        for job in range(slot, batch * out_h, slots):
+            b = job // out_h
+            oy = job % out_h
+            for c in range(chans):
+                for ky in range(DIRECT_KERNEL):
+                    iy = oy * DIRECT_STRIDE - padding + ky
+                    dest = rows[c * DIRECT_KERNEL + ky]
+                    for j in range(inside):
+                        dest[padding + j] = x[b, c, iy, j] if 0 <= iy < height else np.float32(0.0)
+            for o0 in range(0, wt.shape[1], DIRECT_CHANNELS):
+                for ox0 in range(0, out_w, DIRECT_PIXELS):
+                    acc = numba.carray(gemm.stack_f32(DIRECT_BLOCK), (DIRECT_PIXELS, DIRECT_CHANNELS))
+                    for p in range(DIRECT_PIXELS):
+                        for o in range(DIRECT_CHANNELS):
+                            acc[p, o] = bias[o0 + o]
+                    for row in range(chans * DIRECT_KERNEL):  # unsigned offsets: no wraparound code per tap
+                        base = np.uint64(row * cols + ox0 * DIRECT_STRIDE)
+                        for kx in range(DIRECT_KERNEL):
+                            w = wt[row * DIRECT_KERNEL + kx]
+                            for p in range(DIRECT_PIXELS):
+                                a = flat[base + np.uint64(kx + DIRECT_STRIDE * p)]
+                                for o in range(DIRECT_CHANNELS):
+                                    acc[p, o] += a * w[o0 + o]
+                    for p in range(min(DIRECT_PIXELS, out_w - ox0)):
+                        for o in range(DIRECT_CHANNELS):
+                            value = acc[p, o]
+                            out[b, oy * out_w + ox0 + p, o0 + o] = _hardswish1(value) if activation else value
 
 
 def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: bool = False) -> np.ndarray:
-    """A folded conv in one parallel Numba kernel over (image, chunk of output pixels): patches built in the
-    kernel, products as in the packed sgemm (`gemm.panel_product`), bias and Hardswish in its epilogue.
+    """A folded conv in one parallel Numba kernel over (image, a run of output pixels), bias and Hardswish in
+    its epilogue.
 
-    Most convs: channels-last patches (pixels x Cin*k*k) @ packed W^T. The first conv (3 input channels: 27
-    products per output, too few for the register blocks) swaps the roles: W (Cout x Cin*k*k, with the bias as an
-    extra column) @ planar patches in 32-pixel panels, stored transposed by the kernel.
+    Most convs: channels-last patches (pixels x Cin*k*k), built in the kernel, @ packed W^T, by the sgemm's
+    per-panel body (`gemm.panel_product`). The first conv (3 input channels: 27 products per output, too few to
+    pay for patches) runs directly (`_conv_direct`) on the planar input.
     Either way the output is channels-last: (B, Cin, H, W) -> (B, Cout, Ho, Wo), a view of (B, Ho, Wo, Cout);
     the next conv reads that view as it is (as (B, H, W, C), contiguous per pixel).
     """
@@ -184,17 +188,19 @@ def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: b
     b, _, height, width = x.shape
     out_h = (height + 2 * padding - kernel) // stride + 1
     out_w = (width + 2 * padding - kernel) // stride + 1
-    if "w_aug" in layer:
-        weights = layer["w_aug"]
-        y = np.empty((b, out_h * out_w, weights.shape[1]), np.float32)
-        padded = np.pad(x.astype(np.float32, copy=False), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-        _conv_kernel(_conv_planar, PLANAR_SIGNATURE)(padded, weights, layer["no_bias"], kernel, stride, activation,
-                                                     numba.get_num_threads(), y)
+    if "taps" in layer:
+        if (kernel, stride) != (DIRECT_KERNEL, DIRECT_STRIDE):
+            raise ValueError(f"the direct conv is built for {DIRECT_KERNEL}x{DIRECT_KERNEL} kernels of stride "
+                             f"{DIRECT_STRIDE}, got {kernel}x{kernel} stride {stride}")
+        y = np.empty((b, out_h * out_w, layer["taps"].shape[1]), np.float32)
+        _conv_kernel(_conv_direct, DIRECT_SIGNATURE)(np.ascontiguousarray(x, dtype=np.float32), layer["taps"],
+                                                     layer["bias"], padding, activation, numba.get_num_threads(), y)
     else:
         y = np.empty((b, out_h * out_w, layer["panels"].shape[0] * gemm.NR), np.float32)
-        _conv_kernel(_conv_channels_last, CONV_SIGNATURE)(x.transpose(0, 2, 3, 1), layer["panels"], layer["bias"], kernel, stride,
-                                          padding, activation, numba.get_num_threads(), y)
-        y = y[..., :layer["n"]]
+        _conv_kernel(_conv_channels_last, CONV_SIGNATURE)(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+                                                          layer["panels"], layer["bias"], kernel, stride, padding,
+                                                          activation, numba.get_num_threads(), y)
+    y = y[..., :layer["n"]]
     return y.reshape(b, out_h, out_w, -1).transpose(0, 3, 1, 2)
 
 
@@ -355,14 +361,17 @@ def _dense_layer(layer: dict) -> dict:
 
 def _conv_layer(layer: dict) -> dict:
     """A folded conv as `conv_bn` reads it: packed like `gemm.pack`, rows of W ordered (ky, kx, c) like
-    `_conv_channels_last`'s patches; or, below PLANAR_DEPTH products per output, W_aug = [W | bias]
-    (1, Cout, Cin*k*k + 1) for `_conv_planar` (with an unused zero bias: both kernels share one signature)."""
+    `_conv_channels_last`'s patches; or, below DIRECT_DEPTH products per output, for `_conv_direct`: its taps
+    W^T (Cin*k*k, Cout) and bias, both zero-padded to whole blocks of DIRECT_CHANNELS."""
     weight = layer["weight"]  # (Cout, Cin, k, k)
     cout, cin, kernel, _ = weight.shape
-    if cin * kernel * kernel < PLANAR_DEPTH:  # bias as a last column, against `_conv_planar`'s row of ones
-        w_aug = np.concatenate([weight.reshape(cout, -1), layer["bias"][:, None]], axis=1)
-        return {"w_aug": np.ascontiguousarray(w_aug[None], dtype=np.float32), "kernel": kernel,
-                "no_bias": np.zeros((1, gemm.NR), np.float32)}
+    if cin * kernel * kernel < DIRECT_DEPTH:
+        width = -(-cout // DIRECT_CHANNELS) * DIRECT_CHANNELS
+        taps = np.zeros((cin * kernel * kernel, width), np.float32)
+        taps[:, :cout] = weight.reshape(cout, -1).T
+        bias = np.zeros(width, np.float32)
+        bias[:cout] = layer["bias"]
+        return {"taps": taps, "bias": bias, "n": cout, "kernel": kernel}
     packed = gemm.pack(weight.transpose(0, 2, 3, 1).reshape(cout, -1), layer["bias"])
     return {**packed, "kernel": kernel}
 

@@ -5,7 +5,7 @@ every call, which at these sizes costs about as much as the product (measured on
 cold weights). Here W is packed at load into panels of 32 columns, (ceil(N/32), K, 32), each streamed once per
 call; there the kernel reached 85-110 GFLOP/s at the same sizes and 110+ at batch 32 (one core; peak ~115).
 
-How: each (MR rows x 32 columns) output block accumulates over K in a stack buffer (`_stack_f32`). Its loops have
+How: each (MR rows x 32 columns) output block accumulates over K in a stack buffer (`stack_f32`). Its loops have
 constant trip counts, so LLVM unrolls them, keeps the block in eight vector registers and turns each k step into
 one broadcast-FMA per register. MR follows the vector width the kernels are compiled for: 4 rows with AVX-512
 (eight 16-float registers of 32), 2 rows with AVX2 (eight 8-float registers of 16). A 4-row block on AVX2 needs
@@ -43,7 +43,7 @@ SIGNATURE = "void(float32[:, :, ::1], float32[:, :, ::1], float32[:, ::1], boole
 
 
 @intrinsic
-def _stack_f32(typingctx, size):
+def stack_f32(typingctx, size):
     """A pointer to `size` float32 on the stack (an LLVM alloca); `size` must be a compile-time constant."""
     if not isinstance(size, types.IntegerLiteral):
         return None
@@ -70,8 +70,8 @@ def panel_product(x, w, b, activation, transposed, out, c0):
     rows, depth = x.shape
     for block in range(rows // MR):
         r0 = block * MR
-        acc = numba.carray(_stack_f32(BLOCK), (MR, NR))
-        part = numba.carray(_stack_f32(BLOCK), (MR, NR))
+        acc = numba.carray(stack_f32(BLOCK), (MR, NR))
+        part = numba.carray(stack_f32(BLOCK), (MR, NR))
         for r in range(MR):
             for i in range(NR):
                 acc[r, i] = b[i]
@@ -100,8 +100,8 @@ def panel_product(x, w, b, activation, transposed, out, c0):
                 for i in range(NR):
                     out[r0 + r, c0 + i] = acc[r, i]
     for r0 in range(rows - rows % MR, rows):  # the last rows % MR rows, one at a time
-        acc1 = numba.carray(_stack_f32(NR), NR)
-        part1 = numba.carray(_stack_f32(NR), NR)
+        acc1 = numba.carray(stack_f32(NR), NR)
+        part1 = numba.carray(stack_f32(NR), NR)
         for i in range(NR):
             acc1[i] = b[i]
         for k0 in range(0, depth, KC):
