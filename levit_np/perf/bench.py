@@ -32,6 +32,11 @@ BACKENDS = ("numba", "numpy", "torch", "onnxruntime", "openvino")
 OURS = "numba"
 EXPORT_OPSET = DEFAULT_OPSET
 MARK = "@@bench "  # prefix of protocol lines on a worker's stdout (libraries may print there too)
+# A pause before each timing request, so the previous backend's idle threads have stopped spinning: OpenBLAS's
+# workers spin ~0.1 s after a call (2^28 cycles), ONNX Runtime's and OpenMP's shorter. Without it the backend timed
+# next shared the cores with them: numba at batch 1, 2 threads, timed after numpy: 14.7 ms (IQR 8.9-15.6) against
+# 9-10 ms alone.
+SETTLE_SECONDS = 0.3
 PACKAGES = {"torch": ("torch", "transformers"), "export": ("onnx",), "onnxruntime": ("onnx", "onnxruntime"),
             "openvino": ("onnx", "openvino")}
 
@@ -231,7 +236,9 @@ def run_bench(settings: Settings, log: Callable[[str], None] = lambda message: N
                 shift = round_index % max(1, len(order))
                 for name in order[shift:] + order[:shift]:
                     w = workers[name]
+                    time.sleep(SETTLE_SECONDS)
                     results[name].latency += w.times({"batch": 1, "seconds": settings.seconds, "min_calls": 3})
+                    time.sleep(SETTLE_SECONDS)
                     results[name].batch_times += w.times({"batch": settings.batch, "seconds": settings.seconds,
                                                           "min_calls": 2})
         finally:
