@@ -3,7 +3,7 @@
 Same names and signatures as `kernels/reference.py`, so `model.forward` runs unchanged on either. What differs:
 - `prepare` folds every BatchNorm into its conv/linear, the attention scale into q and the two heads into one,
   and packs every linear's weights for `gemm.py`, a register-blocked Numba sgemm with the bias and Hardswish
-  in its epilogue (faster than OpenBLAS at LeViT's sizes: OpenBLAS repacks the weights on every call).
+  in its epilogue (OpenBLAS repacks the weights on every call; see gemm.py for how the two compare).
 - The stem's convolutions run in one parallel Numba kernel each: every job (image, 128 output pixels) builds its
   patches in a per-thread buffer and multiplies them by the packed weights with the sgemm's own per-panel body
   (`gemm.panel_product`); the first conv (27 products per output) runs directly, without patches. No BLAS
