@@ -285,29 +285,32 @@ def _exp_shifted(row, shift, pow2):
 def _attention_head(q, k, v, bias_t, scale, activation, out):
     """One head: out[i, e] = act(sum_j softmax_j(scale q_i . k_j + bias[i, j]) v[j, e]).
 
-    q (Nq, kd), k (Nk, kd), v (Nk, d), bias_t (Nk, Nq) = the bias transposed; out (Nq, d), any strides.
-    Scores are kept transposed, s_t (Nk, Nq), so the softmax over keys is an elementwise max/sum over rows.
+    q (Nq, kd), k (Nk, kd), v (Nk, d), bias_t (Nk, W) = the bias transposed, its Nq columns zero-padded to
+    W, a multiple of QUERY_PAD; out (Nq, d), any strides. Scores are kept transposed, s_t (Nk, W), so the softmax
+    over keys is an elementwise max/sum over rows; the padding lanes are computed and never stored, so every row
+    runs in whole vectors (no scalar remainder per row of 196 or 49 queries).
     """
     n_q, key_dim = q.shape
     n_k, value_dim = v.shape
-    q_t = np.empty((key_dim, n_q), np.float32)
+    width = bias_t.shape[1]
+    q_t = np.zeros((key_dim, width), np.float32)
     for c in range(key_dim):
         for i in range(n_q):
             q_t[c, i] = q[i, c] * scale
-    s_t = bias_t.copy()  # (Nk, Nq)
+    s_t = bias_t.copy()  # (Nk, W)
     _accumulate_products(k, q_t, s_t)
     peak = s_t[0].copy()
     for j in range(1, n_k):
-        for i in range(n_q):
+        for i in range(width):
             peak[i] = max(peak[i], s_t[j, i])
-    pow2 = np.empty(n_q, np.int32)
-    total = np.zeros(n_q, np.float32)
+    pow2 = np.empty(width, np.int32)
+    total = np.zeros(width, np.float32)
     for j in range(n_k):
         _exp_shifted(s_t[j], peak, pow2)
-        for i in range(n_q):
+        for i in range(width):
             total[i] += s_t[j, i]
-    o_t = np.zeros((value_dim, n_q), np.float32)
-    _accumulate_products(v.T, s_t, o_t)  # (d, Nq) = v^T (d, Nk) @ s_t (Nk, Nq)
+    o_t = np.zeros((value_dim, width), np.float32)
+    _accumulate_products(v.T, s_t, o_t)  # (d, W) = v^T (d, Nk) @ s_t (Nk, W)
     for i in range(n_q):
         inv = np.float32(1.0) / total[i]
         for e in range(value_dim):
@@ -317,7 +320,7 @@ def _attention_head(q, k, v, bias_t, scale, activation, out):
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _attention(q, k, v, bias_t, scale, activation, out):
-    """Every (image, head) in parallel. q (B, h, Nq, kd), k (B, h, Nk, kd), v (B, h, Nk, d), bias_t (h, Nk, Nq)
+    """Every (image, head) in parallel. q (B, h, Nq, kd), k (B, h, Nk, kd), v (B, h, Nk, d), bias_t (h, Nk, W)
     -> out (B, Nq, h*d), head-major channels."""
     batch, heads = q.shape[0], q.shape[1]
     value_dim = v.shape[3]
@@ -328,16 +331,23 @@ def _attention(q, k, v, bias_t, scale, activation, out):
                         out[b, :, h * value_dim:(h + 1) * value_dim])
 
 
+QUERY_PAD = 8  # `attention`'s score rows are padded to whole 8-float vectors (in-process A/B: 0.90-0.97x the time)
+
+
 def bias_layout(bias: np.ndarray) -> np.ndarray:
-    """The layout `attention` takes its bias in: (h, Nq, Nk) -> (h, Nk, Nq), contiguous. Applied once per grid."""
-    return np.ascontiguousarray(bias.transpose(0, 2, 1), dtype=np.float32)
+    """The layout `attention` takes its bias in: (h, Nq, Nk) -> (h, Nk, W), transposed, its Nq columns zero-padded
+    to W, the next multiple of QUERY_PAD. Applied once per grid."""
+    heads, n_q, n_k = bias.shape
+    out = np.zeros((heads, n_k, -(-n_q // QUERY_PAD) * QUERY_PAD), np.float32)
+    out[:, :, :n_q] = bias.transpose(0, 2, 1)
+    return out
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray, scale: float,
               activation: bool = True) -> np.ndarray:
     """softmax(q k^T * scale + bias) v per head, heads concatenated, then Hardswish.
 
-    q (B, h, Nq, kd), k (B, h, Nk, kd), v (B, h, Nk, d) (strided views are fine), bias (h, Nk, Nq) as `prepare`'s
+    q (B, h, Nq, kd), k (B, h, Nk, kd), v (B, h, Nk, d) (strided views are fine), bias (h, Nk, W) as `prepare`'s
     `GridBias` lays it out (`bias_layout`) -> (B, Nq, h*d). With folded weights the scale is in q and `scale` is 1.
     """
     b, h, n_q, _ = q.shape
