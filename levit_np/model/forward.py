@@ -15,7 +15,7 @@ from typing import Callable, Mapping, Optional
 
 import numpy as np
 
-from levit_np.model.config import Block, BlockKind, LevitConfig, StemConv, blocks, stem_convs
+from levit_np.model.config import Block, BlockKind, LevitConfig, StemConv, block_sequence, stem_convs
 
 Hook = Callable[[str, np.ndarray], None]
 Grid = tuple[int, int]  # (rows, cols) of the token grid
@@ -102,7 +102,7 @@ def forward(x: np.ndarray, cfg: LevitConfig, layers: dict, k, hook: Optional[Hoo
     x = stem(x, layers, k, stem_convs(cfg))  # (B, C, H/16, W/16)
     emit("stem", x)
     x, grid = steps.to_tokens(x, layers)  # (B, N, C)
-    for block in blocks(cfg):
+    for block in block_sequence(cfg):
         y, out_grid = steps.block[block.kind](x, grid, block, layers, k)
         x, grid = (x + y if block.kind.residual else y), out_grid  # attention and MLP blocks are residual
         emit(block.name, x)
