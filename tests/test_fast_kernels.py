@@ -142,6 +142,14 @@ def test_conv_bn(layers_128s, rng, batch, cin, cout, size, activation):
     print(f"conv_bn {x.shape} -> {expected.shape} act={activation}: {err:.2e}")
 
 
+def test_direct_conv_refuses_other_kernels_and_strides(rng):
+    """The direct first-conv kernel has the stem's 3x3 stride-2 window compiled in: anything else is an error."""
+    layer = fast._conv_layer({"weight": normal(rng, 8, 3, 3, 3), "bias": normal(rng, 8)})
+    assert "taps" in layer  # 27 products per output: the direct path
+    with pytest.raises(ValueError, match="3x3 kernels of stride 2"):
+        fast.conv_bn(normal(rng, 1, 3, 8, 8), layer, stride=1, padding=1)
+
+
 @pytest.mark.parametrize("rows,depth,cols,groups,activation", [(16, 384, 768, 1, True), (49, 256, 192, 1, False),
                                                                (1, 7, 1000, 1, False), (6, 27, 16, 2, True),
                                                                (3, 5, 33, 3, True)])
