@@ -100,7 +100,7 @@ def _channels_last_chunk(x, b, p0, p1, out_w, kernel, stride, padding, cols, pan
     patches = cols[:p1 - p0]
     dest = out[b, p0:p1]
     for panel in range(panels.shape[0]):
-        gemm.panel_product(patches, panels[panel], bias[panel], activation, False, dest, panel * gemm.NR)
+        gemm.panel_product(patches, panels[panel], bias[panel], activation, dest, panel * gemm.NR)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -193,20 +193,16 @@ def conv_bn(x: np.ndarray, layer: dict, stride: int, padding: int, activation: b
             raise ValueError(f"the direct conv is built for {DIRECT_KERNEL}x{DIRECT_KERNEL} kernels of stride "
                              f"{DIRECT_STRIDE}, got {kernel}x{kernel} stride {stride}")
         y = np.empty((b, out_h * out_w, layer["taps"].shape[1]), np.float32)
-        _conv_kernel(_conv_direct, DIRECT_SIGNATURE)(np.ascontiguousarray(x, dtype=np.float32), layer["taps"],
-                                                     layer["bias"], padding, activation, numba.get_num_threads(), y)
+        direct = gemm.compile_vectorised(_conv_direct, DIRECT_SIGNATURE)
+        direct(np.ascontiguousarray(x, dtype=np.float32), layer["taps"], layer["bias"], padding, activation,
+               numba.get_num_threads(), y)
     else:
         y = np.empty((b, out_h * out_w, layer["panels"].shape[0] * gemm.NR), np.float32)
-        _conv_kernel(_conv_channels_last, CONV_SIGNATURE)(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
-                                                          layer["panels"], layer["bias"], kernel, stride, padding,
-                                                          activation, numba.get_num_threads(), y)
+        channels_last = gemm.compile_vectorised(_conv_channels_last, CONV_SIGNATURE)
+        channels_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), layer["panels"], layer["bias"], kernel, stride,
+                      padding, activation, numba.get_num_threads(), y)
     y = y[..., :layer["n"]]
     return y.reshape(b, out_h, out_w, -1).transpose(0, 3, 1, 2)
-
-
-def _conv_kernel(dispatcher, signature: str):
-    """A conv kernel compiled (or loaded from the cache) once, vectorised like the sgemm it inlines."""
-    return gemm.compile_vectorised(dispatcher, signature)
 
 
 @njit(cache=True, fastmath=FASTMATH)

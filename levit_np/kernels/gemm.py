@@ -39,7 +39,7 @@ NR = 32  # columns of an output block = width of a weight panel (two AVX-512 or 
 MR = 4 if vector_floats() == 16 else 2  # rows of an output block: eight vector registers of accumulators
 BLOCK = MR * NR
 KC = 64  # products summed in a fresh register block before joining the running sum (blocked summation)
-SIGNATURE = "void(float32[:, :, ::1], float32[:, :, ::1], float32[:, ::1], boolean, boolean, float32[:, :, ::1])"
+SIGNATURE = "void(float32[:, :, ::1], float32[:, :, ::1], float32[:, ::1], boolean, float32[:, :, ::1])"
 
 
 @intrinsic
@@ -57,10 +57,9 @@ def stack_f32(typingctx, size):
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def panel_product(x, w, b, activation, transposed, out, c0):
-    """out[:, c0:c0+32] = act(x @ w + b) for one weight panel: x (M, K), w (K, 32), b (32,) -> out (M, >= c0+32),
-    or out[c0:c0+32, :] = its transpose if `transposed`. Serial; inlined into each caller (Numba IR inlining, so
-    LLVM sees the loops exactly as written here).
+def panel_product(x, w, b, activation, out, c0):
+    """out[:, c0:c0+32] = act(x @ w + b) for one weight panel: x (M, K), w (K, 32), b (32,) -> out (M, >= c0+32).
+    Serial; inlined into each caller (Numba IR inlining, so LLVM sees the loops exactly as written here).
 
     Keep the loop structure: split into helpers, or with row ranges computed differently, LLVM no longer keeps
     the block in registers (measured 30-50x slower). The k loops run over unsigned integers: with a signed k that
@@ -91,14 +90,9 @@ def panel_product(x, w, b, activation, transposed, out, c0):
             for r in range(MR):
                 for i in range(NR):
                     acc[r, i] = hardswish1(acc[r, i])
-        if transposed:
-            for r in range(MR):
-                for i in range(NR):
-                    out[c0 + i, r0 + r] = acc[r, i]
-        else:
-            for r in range(MR):
-                for i in range(NR):
-                    out[r0 + r, c0 + i] = acc[r, i]
+        for r in range(MR):
+            for i in range(NR):
+                out[r0 + r, c0 + i] = acc[r, i]
     for r0 in range(rows - rows % MR, rows):  # the last rows % MR rows, one at a time
         acc1 = numba.carray(stack_f32(NR), NR)
         part1 = numba.carray(stack_f32(NR), NR)
@@ -116,26 +110,20 @@ def panel_product(x, w, b, activation, transposed, out, c0):
         if activation:
             for i in range(NR):
                 acc1[i] = hardswish1(acc1[i])
-        if transposed:
-            for i in range(NR):
-                out[c0 + i, r0] = acc1[i]
-        else:
-            for i in range(NR):
-                out[r0, c0 + i] = acc1[i]
+        for i in range(NR):
+            out[r0, c0 + i] = acc1[i]
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _gemm_panels(xs, panels, bias, activation, transposed, outs):
+def _gemm_panels(xs, panels, bias, activation, outs):
     """outs[g][:, 32j:32j+32] = act(xs[g] @ panels[j] + bias[j]) for every group g of rows and panel j.
 
-    xs (G, M, K), panels (P, K, 32), bias (P, 32) -> outs (G, M, 32P), or its transpose (G, 32P, M) if
-    `transposed`; the G*P jobs run in parallel.
+    xs (G, M, K), panels (P, K, 32), bias (P, 32) -> outs (G, M, 32P); the G*P jobs run in parallel.
     """
     n_panels = panels.shape[0]
     for job in prange(xs.shape[0] * n_panels):
         panel = job % n_panels
-        panel_product(xs[job // n_panels], panels[panel], bias[panel], activation, transposed, outs[job // n_panels],
-                      panel * NR)
+        panel_product(xs[job // n_panels], panels[panel], bias[panel], activation, outs[job // n_panels], panel * NR)
 
 
 def compile_vectorised(dispatcher, signature: str):
@@ -172,10 +160,8 @@ def pack(weight: np.ndarray, bias: np.ndarray) -> dict:
     return {"panels": panels, "bias": padded_bias.reshape(count, NR), "n": n}
 
 
-def dense(x: np.ndarray, packed: dict, activation: bool = False, groups: int = 1,
-          transposed: bool = False) -> np.ndarray:
-    """act(x @ W^T + b) with a layer from `pack`; Hardswish if `activation`. (M, K) -> (M, N), or (N, M) if
-    `transposed` (written so by the kernel, no extra pass).
+def dense(x: np.ndarray, packed: dict, activation: bool = False, groups: int = 1) -> np.ndarray:
+    """act(x @ W^T + b) with a layer from `pack`; Hardswish if `activation`. (M, K) -> (M, N)
 
     `groups` (dividing M) splits the rows into that many parallel jobs per panel: for tall, narrow products.
     """
@@ -183,11 +169,7 @@ def dense(x: np.ndarray, packed: dict, activation: bool = False, groups: int = 1
     panels = packed["panels"]
     width = panels.shape[0] * NR
     rows = x.shape[0] // groups
-    out = np.empty((groups, width, rows) if transposed else (groups, rows, width), np.float32)
-    _kernel()(x.reshape(groups, rows, x.shape[1]), panels, packed["bias"], bool(activation), bool(transposed), out)
-    if transposed:
-        if groups != 1:
-            raise ValueError("a transposed output takes groups=1")
-        return out[0, :packed["n"]]
+    out = np.empty((groups, rows, width), np.float32)
+    _kernel()(x.reshape(groups, rows, x.shape[1]), panels, packed["bias"], bool(activation), out)
     out = out.reshape(x.shape[0], width)
     return out if width == packed["n"] else out[:, :packed["n"]]
