@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -32,11 +31,6 @@ BACKENDS = ("numba", "numpy", "torch", "onnxruntime", "openvino")
 OURS = "numba"
 EXPORT_OPSET = DEFAULT_OPSET
 MARK = "@@bench "  # prefix of protocol lines on a worker's stdout (libraries may print there too)
-# A pause before each timing request, so the previous backend's idle threads have stopped spinning: OpenBLAS's
-# workers spin ~0.1 s after a call (2^28 cycles), ONNX Runtime's and OpenMP's shorter. Without it the backend timed
-# next shared the cores with them: numba at batch 1, 2 threads, timed after numpy: 14.7 ms (IQR 8.9-15.6) against
-# 9-10 ms alone.
-SETTLE_SECONDS = 0.3
 PACKAGES = {"torch": ("torch", "transformers"), "export": ("onnx",), "onnxruntime": ("onnx", "onnxruntime"),
             "openvino": ("onnx", "openvino")}
 
@@ -167,7 +161,7 @@ class Worker(WorkerChannel):
 
     def times(self, request: dict) -> list[float]:
         """Seconds per call, as the worker measured them for `request`; a worker that stopped is an error."""
-        reply = self.ask(request)
+        reply = self.measure(request)
         if "times" not in reply:
             raise RuntimeError(f"{self.backend} {reply.get('error', 'worker stopped')}")
         return reply["times"]
@@ -236,9 +230,7 @@ def run_bench(settings: Settings, log: Callable[[str], None] = lambda message: N
                 shift = round_index % max(1, len(order))
                 for name in order[shift:] + order[:shift]:
                     w = workers[name]
-                    time.sleep(SETTLE_SECONDS)
                     results[name].latency += w.times({"batch": 1, "seconds": settings.seconds, "min_calls": 3})
-                    time.sleep(SETTLE_SECONDS)
                     results[name].batch_times += w.times({"batch": settings.batch, "seconds": settings.seconds,
                                                           "min_calls": 2})
         finally:

@@ -193,7 +193,7 @@ def _rounds(settings: Settings, pairs: list[Pair], workers: dict[int, WorkerChan
             step(f"{p.runtime}, round {round_index + 1}/{settings.rounds}: {p.model.name}")
             if p.skipped:
                 continue
-            reply = workers[i].ask({"calls": calls_per_turn(p.first_call_s, share)})
+            reply = workers[i].measure({"calls": calls_per_turn(p.first_call_s, share)})
             if "times" not in reply:
                 p.skipped = reply.get("error", "worker stopped")
                 continue

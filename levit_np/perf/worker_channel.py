@@ -10,6 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+
+# A pause before each timing request, so the previous worker's idle threads have stopped spinning: OpenBLAS's
+# workers spin ~0.1 s after a call (2^28 cycles), ONNX Runtime's and OpenMP's shorter. Without it the worker timed
+# next shared the cores with them: `levit bench`, numba at batch 1, 2 threads, timed after numpy: 14.7 ms (IQR
+# 8.9-15.6) against 12.1 (IQR 11.6-12.6) with the pause.
+SETTLE_SECONDS = 0.3
 
 
 class WorkerChannel:
@@ -35,6 +42,11 @@ class WorkerChannel:
         except OSError:
             pass  # the worker has gone: receive() reports its last words
         return self.receive()
+
+    def measure(self, request: dict) -> dict:
+        """`ask` a timing request, after SETTLE_SECONDS of quiet for the cores."""
+        time.sleep(SETTLE_SECONDS)
+        return self.ask(request)
 
     def close(self) -> None:
         if self.process.poll() is None:
