@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner, Result
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 OFFICIAL = SHARED / "fixtures" / "official"
@@ -53,10 +54,8 @@ def official_expected():
     return dict(np.load(OFFICIAL_NPZ))
 
 
-def invoke_cli(*args) -> "click.testing.Result":
+def invoke_cli(*args) -> Result:
     """Run `levit ARGS...` in-process; it must not raise (a usage error's SystemExit is fine) nor print a traceback."""
-    from click.testing import CliRunner
-
     from levit_cli.main import cli
 
     result = CliRunner().invoke(cli, [str(a) for a in args])

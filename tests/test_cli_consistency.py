@@ -23,10 +23,6 @@ COMPUTING = ("predict", "trace", "bias", "profile", "bench")
 NAME_OPTIONS = {"model", "variant", "random_variant"}
 
 
-def invoke(*args):
-    return invoke_cli(*args)
-
-
 def command(name: str) -> click.Command:
     return cli.get_command(None, name)
 
@@ -46,7 +42,7 @@ def test_every_model_name_option_uses_the_one_parser():
 
 @pytest.mark.parametrize("spelling", ["levit_256", "256", "LeViT-256", "levit256", "LEVIT_256"])
 def test_flops_accepts_every_spelling(spelling):
-    result = invoke("flops", "--model", spelling, "--json")
+    result = invoke_cli("flops", "--model", spelling, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["model"] == "levit_256"
 
@@ -54,7 +50,7 @@ def test_flops_accepts_every_spelling(spelling):
 def test_an_unknown_name_is_the_same_one_line_error_everywhere():
     for args in (["flops", "--model", "x1"], ["profile", "--model", "x1"], ["bench", "--model", "x1"],
                  ["bias", "--random", "x1"], ["predict", "--model", "x1", "a.jpg"]):
-        result = invoke(*args)
+        result = invoke_cli(*args)
         assert result.exit_code == 2, args
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "unknown LeViT variant 'x1'; known: levit_128s, levit_128" in lines[0], args
@@ -66,7 +62,8 @@ def test_every_computing_command_takes_threads_after_its_name():
 
 
 def test_profile_takes_threads_after_its_name():
-    result = invoke("profile", "--model", "128s", "--backend", "numpy", "--threads", "1", "--repeats", "1", "--json")
+    result = invoke_cli("profile", "--model", "128s", "--backend", "numpy", "--threads", "1", "--repeats", "1",
+                        "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["threads"] == "1" and data["backend"] == "numpy" and os.environ["OPENBLAS_NUM_THREADS"] == "1"
@@ -78,12 +75,12 @@ def test_one_backend_default_stated_in_every_help():
     for name in with_backend:
         option = next(p for p in command(name).params if p.name == "backend")
         assert option.default == DEFAULT_BACKEND == "auto", name
-        help_text = " ".join(invoke(name, "--help").stdout.split())
+        help_text = " ".join(invoke_cli(name, "--help").stdout.split())
         assert BACKEND_RULE in help_text, name
 
 
 def test_profile_ablation_runs_numpy_by_the_rule():
-    result = invoke("profile", "--ablation", "A7", "--repeats", "1", "--json")
+    result = invoke_cli("profile", "--ablation", "A7", "--repeats", "1", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["backend"] == "numpy"
 
@@ -91,7 +88,7 @@ def test_profile_ablation_runs_numpy_by_the_rule():
 def test_profile_model_runs_numba_by_default():
     """The rule picks by the command's work: ten passes of LeViT-128S (3.05 G multiply-adds) run numba."""
     pytest.importorskip("numba")
-    result = invoke("profile", "--model", "LeViT-128S", "--repeats", "10", "--json")
+    result = invoke_cli("profile", "--model", "LeViT-128S", "--repeats", "10", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["backend"] == "numba" and data["model"] == "levit_128s"
@@ -100,7 +97,7 @@ def test_profile_model_runs_numba_by_default():
 def test_bias_without_weights_points_to_random_and_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("LEVIT_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("LEVIT_WEIGHTS_URL", "http://127.0.0.1:9")  # a download would fail loudly
-    result = invoke("bias")
+    result = invoke_cli("bias")
     assert result.exit_code == 2
     assert result.stderr.strip() == f"Error: {NO_WEIGHTS} (see 'cli bias --help')"
     assert "--random NAME" in NO_WEIGHTS and "--weights FILE" in NO_WEIGHTS
@@ -111,7 +108,7 @@ def test_models_lists_variants_checkpoints_counts_and_cache(tmp_path, monkeypatc
     monkeypatch.setenv("LEVIT_HOME", str(tmp_path))
     cfg = VARIANTS["levit_192"]
     write_weights(tmp_path / "levit_192.h5", cfg, random_params(cfg))
-    data = json.loads(invoke("models", "--json").stdout)
+    data = json.loads(invoke_cli("models", "--json").stdout)
     assert data["cache"] == str(tmp_path)
     assert [row["name"] for row in data["models"]] == list(VARIANTS)
     for row in data["models"]:
@@ -119,7 +116,7 @@ def test_models_lists_variants_checkpoints_counts_and_cache(tmp_path, monkeypatc
         assert (row["params"], row["flops"]) == (counts["params"], counts["flops"])
         assert row["cached"] == (str(tmp_path / "levit_192.h5") if row["name"] == "levit_192" else None)
     assert data["models"][0]["checkpoint"] == "LeViT-128S-96703c44.pth"
-    table = invoke("models").stdout.splitlines()
+    table = invoke_cli("models").stdout.splitlines()
     rows = {line.split()[0]: line.split() for line in table if line.startswith("levit_")}
     assert list(rows) == list(VARIANTS)
     assert rows["levit_192"][-1] == "yes" and rows["levit_128s"][-1] == "no"
