@@ -23,19 +23,27 @@ def onnxruntime_runner(path: str, input_name: str, output_name: str, threads: in
     return (lambda x: session.run([output_name], {input_name: x})[0]), f"ONNX Runtime {ort.__version__}"
 
 
-def openvino_runner(path: str, input_name: str, threads: int) -> tuple[Callable, str]:
-    """The graph at `path` in OpenVINO on the CPU: f32 precision, one stream, the latency hint."""
+def openvino_compiled(path: str, input_name: str, shape: tuple[int, ...], threads: int, profile: bool = False):
+    """The graph at `path` compiled by OpenVINO for the CPU at one static input `shape`: f32 precision, one
+    stream, the latency hint, `threads` threads; with `profile`, its per-node profile on (PERF_COUNT)."""
     import openvino as ov
 
-    core = ov.Core()
     config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
-              "PERFORMANCE_HINT": "LATENCY"}
+              "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": bool(profile)}
+    core = ov.Core()
+    model = core.read_model(path)
+    model.reshape({input_name: list(shape)})
+    return core.compile_model(model, "CPU", config)
+
+
+def openvino_runner(path: str, input_name: str, threads: int) -> tuple[Callable, str]:
+    """The graph at `path` in OpenVINO on the CPU (`openvino_compiled`), compiled once per batch size."""
+    import openvino as ov
+
     compiled: dict[int, Callable] = {}
 
     def run_openvino(x):
-        if x.shape[0] not in compiled:  # one static-shape compilation per batch size
-            model = core.read_model(path)
-            model.reshape({input_name: list(x.shape)})
-            compiled[x.shape[0]] = core.compile_model(model, "CPU", config)
+        if x.shape[0] not in compiled:
+            compiled[x.shape[0]] = openvino_compiled(path, input_name, x.shape, threads)
         return compiled[x.shape[0]](x)[0]
     return run_openvino, f"OpenVINO {ov.get_version().split('-')[0]}, f32"

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Callable
 
-from levit_np.perf.graph_runtimes import onnxruntime_runner, openvino_runner
+from levit_np.perf.graph_runtimes import onnxruntime_runner, openvino_compiled, openvino_runner
 
 RUNTIMES = ("torch", "onnxruntime", "openvino", "numba")
 RUNTIME_TITLES = {"torch": "PyTorch eager", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO f32",
@@ -212,14 +212,7 @@ def operator_times(spec: dict) -> None:
                 times = ops.onnxruntime_operator_times(_file(spec, ".onnx"), x, spec["threads"], calls,
                                                        spec["folder"])
             else:
-                import openvino as ov
-
-                core = ov.Core()
-                model = core.read_model(_file(spec, ".onnx"))
-                model.reshape({"images": list(x.shape)})
-                compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
-                                                             "INFERENCE_NUM_THREADS": spec["threads"],
-                                                             "NUM_STREAMS": 1, "PERF_COUNT": True})
+                compiled = openvino_compiled(_file(spec, ".onnx"), "images", x.shape, spec["threads"], profile=True)
                 times = ops.openvino_operator_times(compiled, x, calls)
         else:
             raise ValueError(f"no operator profile for runtime {runtime!r} (torch, onnxruntime, openvino have one)")
