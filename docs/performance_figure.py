@@ -24,36 +24,21 @@ def measure(variant: str, batch: int, repeats: int) -> dict:
 
     import levit_np
     from levit_np.model.forward import forward
-    from levit_np.perf.timing import median_iqr
+    from levit_np.perf.timing import KernelTimer, median_iqr
 
     model = levit_np.create(variant, backend="numba")
-    spent: dict[str, float] = {}
-
-    class TimedKernels:
-        NAME = "timed"
-
-        def __getattr__(self, name):
-            kernel = getattr(model.kernels, name)
-
-            def timed(*args, **kwargs):
-                start = time.perf_counter()
-                out = kernel(*args, **kwargs)
-                spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
-                return out
-            return timed
-
     x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
-    kernels = TimedKernels()
+    kernels = KernelTimer(model.kernels)
     forward(x, model.config, model.layers, kernels)
     samples: dict[str, list[float]] = {name: [] for name in KERNELS + ("glue", "total")}
     for _ in range(repeats):
-        spent.clear()
+        kernels.spent.clear()
         start = time.perf_counter()
         forward(x, model.config, model.layers, kernels)
         total = time.perf_counter() - start
         for name in KERNELS:
-            samples[name].append(spent.get(name, 0.0))
-        samples["glue"].append(total - sum(spent.values()))
+            samples[name].append(kernels.spent.get(name, 0.0))
+        samples["glue"].append(total - sum(kernels.spent.values()))
         samples["total"].append(total)
     return {name: median_iqr(values)[0] * 1e3 / batch for name, values in samples.items()}
 

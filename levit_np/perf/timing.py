@@ -6,6 +6,7 @@
 - `quantiles`, `median_iqr`: the statistics every table quotes.
 - `HookTimer`: a forward-pass hook (`model(x, hook=timer)`) timing each named output since the previous one.
 - `StepTimer`: a `step` for split block functions, timing each piece where it runs.
+- `KernelTimer`: a backend's kernel module for `forward`, timing every kernel call by kernel name.
 
 Importing this module loads no NumPy, so the command line can pin threads with it first.
 """
@@ -101,3 +102,24 @@ class StepTimer:
         out = fn(*args)
         self.run[row] = self.run.get(row, 0.0) + time.perf_counter() - start  # DeiT's two LayerNorms add up
         return out
+
+
+class KernelTimer:
+    """Stands in for a backend's kernel module in `forward(x, cfg, layers, KernelTimer(kernels))`: every kernel
+    runs as it would, and `spent[name]` adds up the seconds of each call of kernel `name`."""
+
+    NAME = "timed"
+
+    def __init__(self, kernels):
+        self.kernels = kernels
+        self.spent: dict[str, float] = {}
+
+    def __getattr__(self, name: str):
+        kernel = getattr(self.kernels, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            out = kernel(*args, **kwargs)
+            self.spent[name] = self.spent.get(name, 0.0) + time.perf_counter() - start
+            return out
+        return timed

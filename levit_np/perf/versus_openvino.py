@@ -1,0 +1,133 @@
+"""Our numba backend and OpenVINO f32 side by side, kind of work by kind: where each spends a forward pass.
+
+    python -m levit_np.perf.versus_openvino levit_128s --batch 32 --threads 1 --rounds 8
+
+Both run in this one process on the same random weights and input, alternating round by round, so a drift of
+the CPU's speed touches both alike; the thread count is pinned before NumPy, Numba and OpenVINO load, and each
+timed call waits for the other's idle threads to stop spinning first (`levit bench`'s settle pause). Ours: each
+kernel call of one forward pass timed (`KernelTimer`); what the pass spends outside the kernels is glue.
+OpenVINO: `levit export`'s graph of the same weights, compiled as `levit bench` compiles it, timed by its own
+per-node profile (PERF_COUNT; the profile itself costs it a little); `openvino_kind` sorts its nodes into the
+same four kinds, in the shares its profile gives them of the measured call. For both, the kinds add up to the
+whole call's time. Needs openvino and onnx
+(`pip install -e ".[bench]"`). Prints one JSON object: median ms per image of each kind for each runtime, and
+the median over rounds of our whole pass's time over OpenVINO's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+
+KINDS = ("conv", "linear", "attention", "glue")
+OUR_KINDS = {"conv_bn": "conv", "linear_bn": "linear", "classifier": "linear", "attention": "attention"}
+INPUT_NAME = "pixel_values"  # `levit export`'s input
+
+
+def openvino_kind(node_type: str, node_name: str) -> str:
+    """The kind of one executed OpenVINO node, from its type and the name it keeps from `levit export`'s graph.
+
+    linear: FullyConnected (a MatMul with constant weights, bias and BatchNorm folded in). conv: Convolution and
+    the stem's layout reorders around it. attention: the fused attention subgraphs (q k^T + bias, softmax, times
+    v, Hardswish) with the head splits and transposes. glue: the residual adds, the stem-to-tokens transpose, the
+    pool, and anything else.
+    """
+    if node_type == "FullyConnected":
+        return "linear"
+    if node_type == "Convolution" or (node_type == "Reorder" and "stem.conv" in node_name):
+        return "conv"
+    if node_name.endswith(".residual") or node_name == "stem.tokens":
+        return "glue"
+    if ".attn." in node_name or node_type in ("Subgraph", "MatMul", "Softmax"):
+        return "attention"
+    return "glue"
+
+
+def our_split(timer, total: float) -> dict[str, float]:
+    """Seconds by kind from a `KernelTimer`'s kernel seconds and the whole pass's `total`."""
+    split = dict.fromkeys(KINDS, 0.0)
+    for name, seconds in timer.spent.items():
+        split[OUR_KINDS[name]] += seconds
+    split["glue"] = total - sum(timer.spent.values())
+    return split
+
+
+def openvino_split(request, total: float) -> dict[str, float]:
+    """Seconds by kind of the last inference of an OpenVINO infer request compiled with PERF_COUNT on, which
+    took `total` seconds: each kind's share of the profile's node times, applied to `total`. (The node times
+    do not add up to the call: measured, 0.94-1.08x of it, one thread, batch 32.)"""
+    split = dict.fromkeys(KINDS, 0.0)
+    for node in request.get_profiling_info():
+        if node.status == node.Status.EXECUTED:
+            split[openvino_kind(node.node_type, node.node_name)] += node.real_time.total_seconds()
+    profiled = sum(split.values())
+    return {kind: seconds * total / profiled for kind, seconds in split.items()}
+
+
+def compare(variant: str, batch: int, threads: int, rounds: int, seed: int = 0) -> dict:
+    """`rounds` timed passes of each, alternating; medians in ms per image."""
+    import time
+
+    import numpy as np
+
+    import levit_np
+    from levit_np.export.onnx_export import export_onnx, random_source
+    from levit_np.export.settings import ExportSettings
+    from levit_np.model.forward import forward
+    from levit_np.perf.graph_runtimes import openvino_compiled
+    from levit_np.perf.timing import KernelTimer
+    from levit_np.perf.worker_channel import SETTLE_SECONDS
+
+    model = levit_np.create(variant, seed=seed, backend="numba")
+    x = np.random.default_rng(seed).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="levit-versus-") as folder:
+        path = os.path.join(folder, f"{model.config.name}.onnx")
+        export_onnx(random_source(variant, seed), path, ExportSettings(batch=batch))
+        request = openvino_compiled(path, INPUT_NAME, x.shape, threads, profile=True).create_infer_request()
+    timer = KernelTimer(model.kernels)
+
+    def settled_seconds(run) -> float:
+        """One timed call of `run`, after the settle pause and one untimed call (the core back at speed)."""
+        time.sleep(SETTLE_SECONDS)
+        run()
+        timer.spent.clear()
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    ours, theirs, ratios = [], [], []
+    for _ in range(rounds):
+        our_total = settled_seconds(lambda: forward(x, model.config, model.layers, timer))
+        ours.append(our_split(timer, our_total))
+        their_total = settled_seconds(lambda: request.infer([x]))
+        theirs.append(openvino_split(request, their_total))
+        ratios.append(our_total / their_total)
+    per_image = 1e3 / batch
+
+    def medians(rows):
+        out = {kind: float(np.median([row[kind] for row in rows])) * per_image for kind in KINDS}
+        out["total"] = float(np.median([sum(row.values()) for row in rows])) * per_image
+        return out
+
+    return {"variant": model.config.name, "batch": batch, "threads": threads, "rounds": rounds,
+            "ms_per_image": {"ours": medians(ours), "openvino": medians(theirs)},
+            "ours_over_openvino": float(np.median(ratios))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variant", nargs="?", default="levit_128s")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=8)
+    args = parser.parse_args(argv)
+    from levit_np.perf.timing import pin_threads
+
+    pin_threads(args.threads)
+    print(json.dumps(compare(args.variant, args.batch, args.threads, args.rounds)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""`python -m levit_np.perf.versus_openvino`: ours and OpenVINO's own profile, sorted into the same four kinds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from levit_np.perf import versus_openvino as versus
+from levit_np.perf.timing import KernelTimer, thread_environment
+
+
+@pytest.mark.parametrize("node_type, node_name, kind", [
+    ("FullyConnected", "stages.0.blocks.0.attn.qkv.add", "linear"),
+    ("FullyConnected", "logits", "linear"),
+    ("Convolution", "stem.conv2/WithoutBiases", "conv"),
+    ("Reorder", "pixel_values_abcd_acdb_stem.conv1/WithoutBiases", "conv"),
+    ("Subgraph", "HSwish_6340", "attention"),
+    ("Transpose", "stages.1.downsample.attn.kv_heads.transpose", "attention"),
+    ("VariadicSplit", "stages.0.blocks.0.attn.heads.split", "attention"),
+    ("Subgraph", "stages.0.blocks.0.mlp.residual", "glue"),
+    ("Transpose", "stem.tokens", "glue"),
+    ("ReduceMean", "pool", "glue"),
+])
+def test_openvino_nodes_sort_into_kinds(node_type, node_name, kind):
+    assert versus.openvino_kind(node_type, node_name) == kind
+
+
+def test_our_split_adds_up_to_the_pass():
+    class Kernels:
+        @staticmethod
+        def linear_bn(x):
+            return x + 1
+
+    timer = KernelTimer(Kernels())
+    assert timer.linear_bn(np.zeros(3)).tolist() == [1, 1, 1]
+    timer.spent = {"linear_bn": 0.25, "conv_bn": 0.5, "attention": 0.125, "classifier": 0.0625}
+    split = versus.our_split(timer, 1.0)
+    assert split == {"conv": 0.5, "linear": 0.3125, "attention": 0.125, "glue": 0.0625}
+
+
+def test_a_comparison_finds_every_kind_in_both():
+    """One round of LeViT-128S at batch 1 in its own process (threads pinned first): every kind has time in
+    both runtimes, so a renamed OpenVINO node type would show here, and the kinds add up to each whole call."""
+    pytest.importorskip("openvino", reason="openvino not installed")
+    pytest.importorskip("onnx", reason="the comparison exports with onnx")
+    done = subprocess.run([sys.executable, "-m", "levit_np.perf.versus_openvino", "levit_128s", "--batch", "1",
+                           "--rounds", "1"], capture_output=True, text=True, env=thread_environment(1))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    for runtime, split in report["ms_per_image"].items():
+        assert all(split[kind] > 0 for kind in ("conv", "linear", "attention")), (runtime, split)
+        np.testing.assert_allclose(sum(split[kind] for kind in versus.KINDS), split["total"], rtol=1e-9)
+    assert report["ours_over_openvino"] > 0
