@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -42,9 +43,30 @@ def test_our_split_adds_up_to_the_pass():
     assert split == {"conv": 0.5, "linear": 0.3125, "attention": 0.125, "glue": 0.0625}
 
 
+def test_openvino_split_shares_out_the_measured_call():
+    class Node:
+        class Status:
+            EXECUTED, NOT_RUN = "executed", "not run"
+
+        def __init__(self, node_type, node_name, ms, status="executed"):
+            self.node_type, self.node_name, self.status = node_type, node_name, status
+            self.real_time = datetime.timedelta(milliseconds=ms)
+
+    class Request:
+        def get_profiling_info(self):
+            return [Node("FullyConnected", "stages.0.blocks.0.mlp.fc1.add", 6.0),
+                    Node("Convolution", "stem.conv1/WithoutBiases", 2.0),
+                    Node("Subgraph", "HSwish_1", 1.5), Node("Subgraph", "stages.0.blocks.0.mlp.residual", 0.5),
+                    Node("Reshape", "stages.0.blocks.0.attn.qkv.reshape", 7.0, status="not run")]
+
+    split = versus.openvino_split(Request(), 0.02)  # the call took 20 ms; its executed nodes add up to 10
+    np.testing.assert_allclose([split[kind] for kind in versus.KINDS], [0.004, 0.012, 0.003, 0.001], rtol=1e-12)
+
+
 def test_a_comparison_finds_every_kind_in_both():
     """One round of LeViT-128S at batch 1 in its own process (threads pinned first): every kind has time in
-    both runtimes, so a renamed OpenVINO node type would show here, and the kinds add up to each whole call."""
+    both runtimes, so a renamed OpenVINO node type would show here. (Each call's kinds add up to it exactly; the
+    medians over the calls of a round, printed here, add up to the median call's time nearly.)"""
     pytest.importorskip("openvino", reason="openvino not installed")
     pytest.importorskip("onnx", reason="the comparison exports with onnx")
     done = subprocess.run([sys.executable, "-m", "levit_np.perf.versus_openvino", "levit_128s", "--batch", "1",
@@ -53,5 +75,5 @@ def test_a_comparison_finds_every_kind_in_both():
     report = json.loads(done.stdout.strip().splitlines()[-1])
     for runtime, split in report["ms_per_image"].items():
         assert all(split[kind] > 0 for kind in ("conv", "linear", "attention")), (runtime, split)
-        np.testing.assert_allclose(sum(split[kind] for kind in versus.KINDS), split["total"], rtol=1e-9)
+        np.testing.assert_allclose(sum(split[kind] for kind in versus.KINDS), split["total"], rtol=0.2)
     assert report["ours_over_openvino"] > 0

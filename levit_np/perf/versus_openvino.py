@@ -3,15 +3,18 @@
     python -m levit_np.perf.versus_openvino levit_128s --batch 32 --threads 1 --rounds 8
 
 Both run in this one process on the same random weights and input, alternating round by round, so a drift of
-the CPU's speed touches both alike; the thread count is pinned before NumPy, Numba and OpenVINO load, and each
-timed call waits for the other's idle threads to stop spinning first (`levit bench`'s settle pause). Ours: each
-kernel call of one forward pass timed (`KernelTimer`); what the pass spends outside the kernels is glue.
-OpenVINO: `levit export`'s graph of the same weights, compiled as `levit bench` compiles it, timed by its own
-per-node profile (PERF_COUNT; the profile itself costs it a little); `openvino_kind` sorts its nodes into the
-same four kinds, in the shares its profile gives them of the measured call. For both, the kinds add up to the
-whole call's time. Needs openvino and onnx
-(`pip install -e ".[bench]"`). Prints one JSON object: median ms per image of each kind for each runtime, and
-the median over rounds of our whole pass's time over OpenVINO's.
+the CPU's speed touches both alike. The thread count is pinned before NumPy, Numba and OpenVINO load. Each round
+of calls waits for the other runtime's idle threads to stop spinning (`levit bench`'s settle pause), runs one
+untimed call, then ROUND_SECONDS of timed ones (a single call right after the pause finds the idle core slowed
+down: at batch 1 on two threads ours then took 1.5x its steady time).
+
+Ours: each kernel call of the forward pass timed (`KernelTimer`); what the pass spends outside the kernels is
+glue. OpenVINO: `levit export`'s graph of the same weights, compiled as `levit bench` compiles it, timed by its
+own per-node profile (PERF_COUNT, which costs it a little); `openvino_kind` sorts its nodes into the same four
+kinds, in the shares its profile gives them of the measured call. For both, the kinds add up to the whole call.
+
+Needs openvino and onnx (`pip install -e ".[bench]"`). Prints one JSON object: the median ms per image of each
+kind for each runtime, and the median over rounds of our mean call's time over OpenVINO's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import tempfile
 KINDS = ("conv", "linear", "attention", "glue")
 OUR_KINDS = {"conv_bn": "conv", "linear_bn": "linear", "classifier": "linear", "attention": "attention"}
 INPUT_NAME = "pixel_values"  # `levit export`'s input
+ROUND_SECONDS = 0.25  # timed calls per runtime and round: at least this long (and at least one call)
 
 
 def openvino_kind(node_type: str, node_name: str) -> str:
@@ -67,7 +71,8 @@ def openvino_split(request, total: float) -> dict[str, float]:
 
 
 def compare(variant: str, batch: int, threads: int, rounds: int, seed: int = 0) -> dict:
-    """`rounds` timed passes of each, alternating; medians in ms per image."""
+    """`rounds` rounds of timed calls of each, alternating; medians over the calls in ms per image, and the
+    median over rounds of our mean call's time over OpenVINO's."""
     import time
 
     import numpy as np
@@ -88,22 +93,30 @@ def compare(variant: str, batch: int, threads: int, rounds: int, seed: int = 0) 
         request = openvino_compiled(path, INPUT_NAME, x.shape, threads, profile=True).create_infer_request()
     timer = KernelTimer(model.kernels)
 
-    def settled_seconds(run) -> float:
-        """One timed call of `run`, after the settle pause and one untimed call (the core back at speed)."""
+    def settled_calls(run, split) -> list[dict[str, float]]:
+        """Timed calls of `run` for at least ROUND_SECONDS, after the settle pause and one untimed call (the cores
+        back at speed): `split(seconds)` of each call."""
         time.sleep(SETTLE_SECONDS)
         run()
-        timer.spent.clear()
-        start = time.perf_counter()
-        run()
-        return time.perf_counter() - start
+        rows, spent = [], 0.0
+        while spent < ROUND_SECONDS or not rows:
+            timer.spent.clear()
+            start = time.perf_counter()
+            run()
+            seconds = time.perf_counter() - start
+            rows.append(split(seconds))
+            spent += seconds
+        return rows
 
     ours, theirs, ratios = [], [], []
     for _ in range(rounds):
-        our_total = settled_seconds(lambda: forward(x, model.config, model.layers, timer))
-        ours.append(our_split(timer, our_total))
-        their_total = settled_seconds(lambda: request.infer([x]))
-        theirs.append(openvino_split(request, their_total))
-        ratios.append(our_total / their_total)
+        our_calls = settled_calls(lambda: forward(x, model.config, model.layers, timer),
+                                  lambda seconds: our_split(timer, seconds))
+        their_calls = settled_calls(lambda: request.infer([x]), lambda seconds: openvino_split(request, seconds))
+        ours += our_calls
+        theirs += their_calls
+        ratios.append(float(np.mean([sum(row.values()) for row in our_calls]) /
+                            np.mean([sum(row.values()) for row in their_calls])))
     per_image = 1e3 / batch
 
     def medians(rows):
