@@ -164,6 +164,22 @@ def test_packed_gemm(rng, rows, depth, cols, groups, activation):
     print(f"gemm ({rows}x{depth}) @ ({depth}x{cols}) act={activation}: {err:.2e}")
 
 
+@pytest.mark.parametrize("batch,tokens,groups", [(32, 196, 32), (32, 49, 8), (32, 16, 4), (1, 16, 1), (6, 16, 3),
+                                                 (5, 49, 5), (64, 4, 2)])
+def test_row_groups_gather_whole_images(batch, tokens, groups):
+    assert fast.row_groups(batch, tokens) == groups
+
+
+def test_linear_bn_row_groups_change_no_bit(rng):
+    """Grouping the rows changes which job computes a row, never how: the same bits as one group."""
+    x, weight, bias = normal(rng, 6, 16, 40), normal(rng, 72, 40), normal(rng, 72)
+    layer = gemm.pack(weight, bias)
+    assert fast.row_groups(6, 16) == 3
+    grouped = fast.linear_bn(x, layer, activation=True)
+    whole = gemm.dense(x.reshape(96, 40), layer, True, groups=1).reshape(6, 16, 72)
+    np.testing.assert_array_equal(grouped, whole)
+
+
 def test_levit_threads_sets_numba_threads():
     code = "import numba, levit_np.kernels.fast; print(numba.get_num_threads())"
     env = {**os.environ, "LEVIT_THREADS": "1", "NUMBA_NUM_THREADS": "2"}

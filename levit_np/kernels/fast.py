@@ -53,12 +53,29 @@ def hardswish(x: np.ndarray) -> np.ndarray:
     return out
 
 
+GROUP_ROWS = 128  # a linear's rows per parallel job: whole images' tokens, at least this many where the batch allows
+
+
+def row_groups(batch: int, tokens: int) -> int:
+    """How many row groups `linear_bn` splits (batch, tokens) rows into: each group the tokens of a power of two
+    of images, doubled until it holds GROUP_ROWS rows or would no longer divide the batch.
+
+    Each parallel job's rows stay in cache while it sweeps the weight panels, and every panel is read once per
+    group: at batch 32 the 16-token grid of stage 3 runs as 4 groups of 128 rows, not 32 of 16 (LeViT-128S,
+    batch 32, one thread, in-process A/B: 0.97-0.98x the time, the same bits; two threads within noise).
+    """
+    images = 1
+    while images * tokens < GROUP_ROWS and batch % (2 * images) == 0:
+        images *= 2
+    return batch // images
+
+
 def linear_bn(x: np.ndarray, layer: dict, activation: bool = False) -> np.ndarray:
     """A folded linear (BatchNorm already inside weight and bias), then Hardswish if asked. (..., Cin) -> (..., Cout)
 
-    Tokens (B, N, C) run as B row groups: each parallel job's rows stay in cache while it sweeps the panels.
+    Tokens (B, N, C) run in `row_groups(B, N)` groups of rows.
     """
-    groups = x.shape[0] if x.ndim == 3 else 1
+    groups = row_groups(x.shape[0], x.shape[1]) if x.ndim == 3 else 1
     y = gemm.dense(x.reshape(-1, x.shape[-1]), layer, activation, groups=groups)
     return y.reshape(x.shape[:-1] + (y.shape[-1],))
 
