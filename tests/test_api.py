@@ -43,6 +43,15 @@ def test_importing_config_does_not_load_numpy():
     assert out.stdout.strip() == "False"
 
 
+def test_the_entry_point_freezes_the_collector_when_a_command_ends():
+    """`levit` ends with gc.freeze(), so shutdown skips a last full collection; the exit code is the command's."""
+    code = ("import gc, sys\nfrom levit_cli.main import main\nsys.argv = ['levit'] + sys.argv[1:]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print(gc.get_freeze_count() > 0, e.code)\n")
+    for args, code_expected in ((["models"], 0), (["no-such-command"], 2)):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+        assert out.stdout.split()[-2:] == ["True", str(code_expected)], (args, out.stdout, out.stderr)
+
+
 def test_atomic_output_gives_normal_permissions(tmp_path):
     target = tmp_path / "out.bin"
     with atomic_output(target) as tmp:
