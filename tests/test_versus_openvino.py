@@ -77,3 +77,19 @@ def test_a_comparison_finds_every_kind_in_both():
         assert all(split[kind] > 0 for kind in ("conv", "linear", "attention")), (runtime, split)
         np.testing.assert_allclose(sum(split[kind] for kind in versus.KINDS), split["total"], rtol=0.2)
     assert report["ours_over_openvino"] > 0
+
+
+def test_bad_requests_stop_with_one_line():
+    done = subprocess.run([sys.executable, "-m", "levit_np.perf.versus_openvino", "levit_999", "--rounds", "1"],
+                          capture_output=True, text=True, env=thread_environment(1))
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "unknown LeViT variant" in done.stderr
+
+
+def test_a_missing_runtime_is_named(monkeypatch):
+    from levit_np.perf import bench, timing
+
+    monkeypatch.setattr(timing, "pin_threads", lambda threads: None)  # this test process keeps its thread settings
+    monkeypatch.setattr(bench, "missing_packages", lambda backend: ["openvino"])
+    with pytest.raises(SystemExit, match=r"needs openvino: pip install -e '\.\[bench\]'"):
+        versus.main(["levit_128s", "--rounds", "1"])

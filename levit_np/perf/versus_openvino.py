@@ -139,6 +139,16 @@ def main(argv: list[str] | None = None) -> None:
     from levit_np.perf.timing import pin_threads
 
     pin_threads(args.threads)
+    from levit_np.model.config import get_config
+    from levit_np.perf.bench import missing_packages
+
+    missing = missing_packages("openvino")
+    if missing:
+        raise SystemExit(f"the comparison needs {' and '.join(missing)}: pip install -e '.[bench]'")
+    try:
+        get_config(args.variant)
+    except (KeyError, ValueError) as e:
+        raise SystemExit(" ".join(str(e).strip("'\"").split())) from None
     print(json.dumps(compare(args.variant, args.batch, args.threads, args.rounds)))
 
 
