@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     from levit_np.perf.timing import pin_threads
 
     pin_threads(args.threads)
+    from levit_np.errors import one_line
     from levit_np.model.config import get_config
     from levit_np.perf.bench import missing_packages
 
@@ -147,8 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"the comparison needs {' and '.join(missing)}: pip install -e '.[bench]'")
     try:
         get_config(args.variant)
-    except (KeyError, ValueError) as e:
-        raise SystemExit(" ".join(str(e).strip("'\"").split())) from None
+    except ValueError as e:  # an unknown variant name
+        raise SystemExit(one_line(e)) from None
     print(json.dumps(compare(args.variant, args.batch, args.threads, args.rounds)))
 
 
