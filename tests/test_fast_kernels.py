@@ -164,6 +164,19 @@ def test_packed_gemm(rng, rows, depth, cols, groups, activation):
     print(f"gemm ({rows}x{depth}) @ ({depth}x{cols}) act={activation}: {err:.2e}")
 
 
+@pytest.mark.parametrize("rows,depth,cols,activation", [(16, 384, 768, True), (49, 200, 100, False),
+                                                      (1, 7, 40, True), (98, 64, 64, False)])
+def test_streamed_order_changes_no_bit(rng, rows, depth, cols, activation):
+    """One group of rows runs `panel_product_streamed` (slices of the panel through every block of rows, with
+    prefetches past the panel's end), several groups `panel_product`: the same sums in the same order."""
+    x, weight, bias = normal(rng, rows, depth), normal(rng, cols, depth), normal(rng, cols)
+    layer = gemm.pack(weight, bias)
+    streamed = gemm.dense(x, layer, activation, groups=1)
+    swept = gemm.dense(np.concatenate([x, x]), layer, activation, groups=2)
+    np.testing.assert_array_equal(streamed, swept[:rows])
+    np.testing.assert_array_equal(streamed, swept[rows:])
+
+
 @pytest.mark.parametrize("batch,tokens,groups", [(32, 196, 32), (32, 49, 8), (32, 16, 4), (1, 16, 1), (6, 16, 3),
                                                  (5, 49, 5), (64, 4, 2)])
 def test_row_groups_gather_whole_images(batch, tokens, groups):

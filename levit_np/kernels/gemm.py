@@ -17,6 +17,12 @@ miscompilations elsewhere), so it is switched on only while the kernels that inl
 (`panel_product`: this sgemm and the stem convs) compile, and they are checked against NumPy in
 tests/test_fast_kernels.py. Panels (and groups of rows) run in parallel (prange).
 
+Order: with several groups of rows (batch > 1) each panel serves every group and mostly comes from cache, and
+each block of rows sweeps the whole panel (`panel_product`). With one group (batch 1) every panel is read once
+per call, from memory: there the panel goes slice by slice through every block of rows, asking for the slices
+ahead while it computes (`panel_product_streamed`). At batch 1 on one thread a LeViT-128S linear of 16 rows ran
+1.5-2x its time with the panels in cache before, the whole model 0.87x its time after (in-process A/B).
+
 Summation: blocked. Each run of KC = 64 products is summed in a second, zeroed register block, then added to
 the running sum, so a rounding error grows with K/64 + 64 instead of K. Measured against the float64 reference
 (`levit_np/perf/truth.py`, LeViT-128S): the whole fast path's distance fell from 8.8e-7 to 2.7e-7 (the numpy
@@ -56,13 +62,35 @@ def stack_f32(typingctx, size):
     return types.CPointer(types.float32)(size), codegen
 
 
+@intrinsic
+def prefetch(typingctx, array, offset):
+    """Ask the CPU to bring the cache line holding the float32 `offset` floats past `array`'s first element into
+    its caches (LLVM's prefetch: a hint; it never faults, even past the end of the array)."""
+    if not (isinstance(array, types.Array) and isinstance(offset, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        bytes_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        hint = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [bytes_pointer, i32, i32, i32]), "llvm.prefetch.p0i8")
+        read, keep_in_all_levels, data_cache = i32(0), i32(3), i32(1)
+        builder.call(hint, [builder.bitcast(builder.gep(data, [args[1]]), bytes_pointer), read, keep_in_all_levels,
+                            data_cache])
+        return context.get_dummy_value()
+
+    return types.void(array, offset), codegen
+
+
 @njit(inline="always", fastmath=FASTMATH)
 def panel_product(x, w, b, activation, out, c0):
     """out[:, c0:c0+32] = act(x @ w + b) for one weight panel: x (M, K), w (K, 32), b (32,) -> out (M, >= c0+32).
     Serial; inlined into each caller (Numba IR inlining, so LLVM sees the loops exactly as written here).
 
-    Keep the loop structure: split into helpers, or with row ranges computed differently, LLVM no longer keeps
-    the block in registers (measured 30-50x slower). The k loops run over unsigned integers: with a signed k that
+    Its helpers are inlined at Numba's IR level too, so LLVM sees one loop nest. Keep the loop structure: with
+    helpers that are not inlined, or row ranges computed differently, LLVM no longer keeps the block in
+    registers (measured 30-50x slower). The k loops run over unsigned integers: with a signed k that
     LLVM cannot prove non-negative, every x[., k] and w[k, .] pays Numba's negative-index wraparound (a shift,
     an and, an add, and a multiply for the row offset, per k): 1.2-1.4x slower on AVX2 (Zen 3), same bits.
     """
@@ -75,25 +103,48 @@ def panel_product(x, w, b, activation, out, c0):
             for i in range(NR):
                 acc[r, i] = b[i]
         for k0 in range(0, depth, KC):
-            for r in range(MR):
-                for i in range(NR):
-                    part[r, i] = 0.0
-            for k in range(np.uint64(k0), np.uint64(min(k0 + KC, depth))):  # unsigned: see the docstring
-                for r in range(MR):
-                    a = x[r0 + r, k]
-                    for i in range(NR):
-                        part[r, i] += a * w[k, i]
+            _slice_sum(x, w, part, r0, k0, min(k0 + KC, depth), 0, 0)
             for r in range(MR):
                 for i in range(NR):
                     acc[r, i] += part[r, i]
-        if activation:
-            for r in range(MR):
-                for i in range(NR):
-                    acc[r, i] = hardswish1(acc[r, i])
+        _store_block(acc, activation, out, r0, c0)
+    _remainder_rows(x, w, b, activation, out, c0)
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _slice_sum(x, w, part, r0, k0, k1, prefetch_start, prefetches):
+    """part (MR, 32) = x[r0:r0+MR, k0:k1] @ w[k0:k1], one broadcast-FMA per row and k step; the first
+    `prefetches` k steps also ask for one cache line each, from `prefetch_start` floats into `w` onwards."""
+    for r in range(MR):
+        for i in range(NR):
+            part[r, i] = 0.0
+    for k in range(np.uint64(k0), np.uint64(k1)):  # unsigned: see panel_product
+        step = k - np.uint64(k0)
+        if step < np.uint64(prefetches):
+            prefetch(w, np.uint64(prefetch_start) + step * np.uint64(LINE_FLOATS))
+        for r in range(MR):
+            a = x[r0 + r, k]
+            for i in range(NR):
+                part[r, i] += a * w[k, i]
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _store_block(acc, activation, out, r0, c0):
+    """out[r0:r0+MR, c0:c0+32] = acc (MR, 32), through Hardswish if `activation`."""
+    if activation:
         for r in range(MR):
             for i in range(NR):
-                out[r0 + r, c0 + i] = acc[r, i]
-    for r0 in range(rows - rows % MR, rows):  # the last rows % MR rows, one at a time
+                acc[r, i] = hardswish1(acc[r, i])
+    for r in range(MR):
+        for i in range(NR):
+            out[r0 + r, c0 + i] = acc[r, i]
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _remainder_rows(x, w, b, activation, out, c0):
+    """The last rows % MR rows of `panel_product`'s product, one at a time, summed in the same order."""
+    rows, depth = x.shape
+    for r0 in range(rows - rows % MR, rows):
         acc1 = numba.carray(stack_f32(NR), NR)
         part1 = numba.carray(stack_f32(NR), NR)
         for i in range(NR):
@@ -114,6 +165,42 @@ def panel_product(x, w, b, activation, out, c0):
             out[r0, c0 + i] = acc1[i]
 
 
+PREFETCH_SLICES = 3  # how far ahead `panel_product_streamed` asks for the panel: 3 slices of KC x 32 floats (24 KB)
+LINE_FLOATS = 16  # float32 in a 64-byte cache line
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def panel_product_streamed(x, w, b, activation, out, c0):
+    """`panel_product` in the order for a panel read once per call, from memory (batch 1: cold weights).
+
+    The same sums in the same order, so the same bits; the loops swapped: for each slice of KC rows of the panel
+    (8 KB), every block of rows, so the slice is fetched once and then read from L1. While they run, the blocks
+    spread prefetches of the slice PREFETCH_SLICES ahead (past this panel's end: the next panel, which follows
+    it in memory) over their k steps, so the next slices arrive while this one is multiplied. Each block's running
+    sum waits in `out` between slices. LeViT-128S batch 1, one thread, in-process A/B: 0.87x the whole model's
+    time (LeViT-256: 0.82-0.88x); at batch 32, where every panel serves many groups of rows, the other order
+    stays faster.
+    """
+    rows, depth = x.shape
+    blocks = rows // MR
+    slice_lines = KC * NR // LINE_FLOATS
+    lines_per_block = -(-slice_lines // max(1, blocks))
+    for k0 in range(0, depth, KC):
+        k1 = min(k0 + KC, depth)
+        ahead = (k0 + PREFETCH_SLICES * KC) * NR
+        for block in range(blocks):
+            r0 = block * MR
+            part = numba.carray(stack_f32(BLOCK), (MR, NR))
+            first_line = block * lines_per_block
+            _slice_sum(x, w, part, r0, k0, k1, ahead + first_line * LINE_FLOATS,
+                       max(0, min(lines_per_block, slice_lines - first_line)))
+            for r in range(MR):
+                for i in range(NR):
+                    part[r, i] += b[i] if k0 == 0 else out[r0 + r, c0 + i]
+            _store_block(part, activation and k1 == depth, out, r0, c0)
+    _remainder_rows(x, w, b, activation, out, c0)
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _gemm_panels(xs, panels, bias, activation, outs):
     """outs[g][:, 32j:32j+32] = act(xs[g] @ panels[j] + bias[j]) for every group g of rows and panel j.
@@ -121,9 +208,14 @@ def _gemm_panels(xs, panels, bias, activation, outs):
     xs (G, M, K), panels (P, K, 32), bias (P, 32) -> outs (G, M, 32P); the G*P jobs run in parallel.
     """
     n_panels = panels.shape[0]
+    streamed = xs.shape[0] == 1  # one group of rows: each panel is used once per call
     for job in prange(xs.shape[0] * n_panels):
         panel = job % n_panels
-        panel_product(xs[job // n_panels], panels[panel], bias[panel], activation, outs[job // n_panels], panel * NR)
+        group = job // n_panels
+        if streamed:
+            panel_product_streamed(xs[group], panels[panel], bias[panel], activation, outs[group], panel * NR)
+        else:
+            panel_product(xs[group], panels[panel], bias[panel], activation, outs[group], panel * NR)
 
 
 def compile_vectorised(dispatcher, signature: str):
