@@ -11,7 +11,6 @@ the process it runs in; it must run before NumPy or Numba are imported to take f
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from typing import Optional
