@@ -21,7 +21,7 @@ Order: with several groups of rows (batch > 1) each panel serves every group and
 each block of rows sweeps the whole panel (`panel_product`). With one group (batch 1) every panel is read once
 per call, from memory: there the panel goes slice by slice through every block of rows, asking for the slices
 ahead while it computes (`panel_product_streamed`). At batch 1 on one thread a LeViT-128S linear of 16 rows ran
-1.5-2x its time with the panels in cache before, the whole model 0.86-0.94x its time after (in-process A/Bs).
+1.5-2x its time with the panels in cache before, the whole model 0.86-0.96x its time after (in-process A/Bs).
 
 Summation: blocked. Each run of KC = 64 products is summed in a second, zeroed register block, then added to
 the running sum, so a rounding error grows with K/64 + 64 instead of K. Measured against the float64 reference
@@ -178,7 +178,7 @@ def panel_product_streamed(x, w, b, activation, out, c0):
     spread prefetches of the slice PREFETCH_SLICES ahead (past this panel's end: the next panel, which follows
     it in memory) over their k steps, so the next slices arrive while this one is multiplied. Each block's running
     sum waits in `out` between slices. LeViT-128S and LeViT-256 at batch 1, one thread, in-process A/Bs:
-    0.86-0.94x the whole model's time. At batch 32, where every panel serves many groups of rows, the other order
+    0.86-0.96x the whole model's time. At batch 32, where every panel serves many groups of rows, the other order
     stays: this one for every group made the model 1.08-1.12x slower there on two threads.
     """
     rows, depth = x.shape
