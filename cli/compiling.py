@@ -1,4 +1,4 @@
-"""One line on stderr when Numba really compiles the fast kernels ("compiling kernels, once: ~20 s"), so a first
+"""One line on stderr when Numba really compiles the fast kernels ("compiling kernels, once: ~40 s"), so a first
 run does not look frozen. Loading them from Numba's on-disk cache prints nothing.
 
     with compile_notice():
@@ -14,7 +14,7 @@ import contextlib
 import sys
 from typing import Iterator
 
-COMPILE_SECONDS = 20  # a first compile of every kernel, one thread of a recent x86 core; later runs load them
+COMPILE_SECONDS = 40  # a first compile of every kernel: 38-44 s on a 2-core AMD EPYC (Zen 3); later runs load them
 MESSAGE = (f"compiling kernels, once: ~{COMPILE_SECONDS} s (later runs load them from Numba's cache; "
            "--backend numpy needs no compiling)")
 
