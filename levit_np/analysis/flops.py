@@ -38,29 +38,35 @@ class Cost:
     params: int
 
 
-def _learned(shapes: dict, prefix: str) -> int:
-    """Learned parameters under `prefix` (BN running statistics excluded)."""
-    total = 0
+def learned_by_prefix(shapes: dict) -> dict[str, int]:
+    """Learned parameters under every dotted prefix of the tensor names (BN running statistics excluded):
+    {"stem.conv1": ..., "stem": ..., ...}. One pass over the names, so a lookup per layer stays cheap."""
+    totals: dict[str, int] = {}
     for name, shape in shapes.items():
-        if (name == prefix or name.startswith(prefix + ".")) and not name.endswith(("running_mean", "running_var")):
-            size = 1
-            for dim in shape:
-                size *= dim
-            total += size
-    return total
+        if name.endswith(("running_mean", "running_var")):
+            continue
+        size = 1
+        for dim in shape:
+            size *= dim
+        parts = name.split(".")
+        for end in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:end])
+            totals[prefix] = totals.get(prefix, 0) + size
+    return totals
 
 
 def costs(cfg: LevitConfig) -> list[Cost]:
     """Every counted piece of the model, in forward order; the MACs and params sum to the model's totals."""
     shapes = param_shapes(cfg)
+    learned = learned_by_prefix(shapes)
     out: list[Cost] = []
     side = cfg.img_size
     for conv in stem_convs(cfg):
         side = (side + 2 * conv.padding - conv.kernel) // conv.stride + 1
         macs = conv.cin * conv.cout * side * side * conv.kernel ** 2
-        out.append(Cost(conv.name, "stem", "stem", "stem", macs, _learned(shapes, conv.name)))
+        out.append(Cost(conv.name, "stem", "stem", "stem", macs, learned.get(conv.name, 0)))
     if "pos_embed" in shapes:
-        out.append(Cost("pos_embed", "stem", "stem", "stem", 0, _learned(shapes, "pos_embed")))
+        out.append(Cost("pos_embed", "stem", "stem", "stem", 0, learned.get("pos_embed", 0)))
     for block in blocks(cfg):
         stage = f"stage {block.stage}"
         n_k = block.resolution ** 2
@@ -68,7 +74,7 @@ def costs(cfg: LevitConfig) -> list[Cost]:
 
         def add(sub: str, part: str, macs: int, params_prefix: str | None = None) -> None:
             prefix = f"{block.name}.{sub}"
-            out.append(Cost(prefix, block.name, stage, part, macs, _learned(shapes, params_prefix or prefix)))
+            out.append(Cost(prefix, block.name, stage, part, macs, learned.get(params_prefix or prefix, 0)))
 
         if cfg.norm == "ln":
             add("norm", {BlockKind.ATTENTION: "attn_linear", BlockKind.SHRINK: "shrink"}.get(block.kind, "mlp"), 0)
@@ -86,7 +92,7 @@ def costs(cfg: LevitConfig) -> list[Cost]:
             add("fc1", "mlp", n_k * block.dim_in * block.hidden_dim)
             add("fc2", "mlp", n_k * block.hidden_dim * block.dim_out)
     for head in ("head", "head_dist"):
-        out.append(Cost(head, "logits", "head", "head", cfg.embed_dims[-1] * cfg.num_classes, _learned(shapes, head)))
+        out.append(Cost(head, "logits", "head", "head", cfg.embed_dims[-1] * cfg.num_classes, learned.get(head, 0)))
     return out
 
 

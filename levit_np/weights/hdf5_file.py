@@ -61,7 +61,7 @@ def read_weights(path: str | os.PathLike) -> tuple[WeightsInfo, dict[str, np.nda
     (all checked before any tensor is read, so a file cannot make us allocate more than its model needs)."""
     with _reading(path) as f:
         info, datasets = _validated(path, f)
-        params = {name: _read_dataset(ds) for name, ds in datasets.items()}
+        params = _read_datasets(datasets)
     return info, params
 
 
@@ -122,13 +122,28 @@ def _validated(path, f) -> tuple[WeightsInfo, dict]:
     return info, datasets
 
 
-def _read_dataset(ds) -> np.ndarray:
-    """The float32 values of a validated dataset (its shape already checked against the config)."""
+ALIGN_FLOATS = 16  # each tensor starts a multiple of 16 floats (64 bytes) into the shared buffer
+
+
+def _read_datasets(datasets: dict) -> dict[str, np.ndarray]:
+    """{name: float32 values} of validated datasets (shapes already checked against the config), all read into
+    one buffer: one large allocation, which NumPy asks the kernel to back with huge pages, instead of ~270 that
+    each page-fault their memory in on first touch (LeViT-128S: 31 MB; in a fresh process the read took
+    20-32 ms this way against 35-49 ms, 2-core AMD EPYC)."""
     import h5py
 
-    out = np.empty(ds.shape, np.float32)
-    ds.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-    return out
+    sizes = {name: int(np.prod(ds.shape)) for name, ds in datasets.items()}
+    starts, end = {}, 0
+    for name, size in sizes.items():
+        starts[name] = end
+        end += -(-size // ALIGN_FLOATS) * ALIGN_FLOATS
+    buffer = np.empty(end, np.float32)
+    params = {}
+    for name, ds in datasets.items():
+        values = buffer[starts[name]:starts[name] + sizes[name]].reshape(ds.shape)
+        ds.read(h5py.h5s.ALL, h5py.h5s.ALL, values)
+        params[name] = values
+    return params
 
 
 def _open(path: str | os.PathLike):
