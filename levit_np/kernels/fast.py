@@ -168,9 +168,11 @@ def _conv_direct(x, wt, bias, padding, activation, slots, out):
             for c in range(chans):
                 for ky in range(DIRECT_KERNEL):
                     iy = oy * DIRECT_STRIDE - padding + ky
-                    dest = rows[c * DIRECT_KERNEL + ky]
-                    for j in range(inside):
-                        dest[padding + j] = x[b, c, iy, j] if 0 <= iy < height else np.float32(0.0)
+                    dest = rows[c * DIRECT_KERNEL + ky, padding:padding + inside]
+                    if 0 <= iy < height:  # tested once per row, not per element: the copy vectorises
+                        dest[:] = x[b, c, iy, :inside]
+                    else:
+                        dest[:] = np.float32(0.0)
             for o0 in range(0, wt.shape[1], DIRECT_CHANNELS):
                 for ox0 in range(0, out_w, DIRECT_PIXELS):
                     acc = numba.carray(gemm.stack_f32(DIRECT_BLOCK), (DIRECT_PIXELS, DIRECT_CHANNELS))
