@@ -279,7 +279,7 @@ def _exp_shifted(row, shift, pow2):
     y is clamped at -87 so 2^n stays a normal number.
     """
     for i in range(row.shape[0]):
-        y = max(row[i] - shift[i], EXP_FLOOR)
+        y = np.maximum(row[i] - shift[i], EXP_FLOOR)
         n = np.floor(y * LOG2E + np.float32(0.5))
         r = y - n * LN2_HI - n * LN2_LO
         p = np.float32(1.0 / 5040.0)
@@ -316,8 +316,8 @@ def _attention_head(q, k, v, bias_t, scale, activation, out):
     _accumulate_products(k, q_t, s_t)
     peak = s_t[0].copy()
     for j in range(1, n_k):
-        for i in range(width):
-            peak[i] = max(peak[i], s_t[j, i])
+        for i in range(width):  # np.maximum, not max(): Numba's max() of two floats keeps the loop scalar
+            peak[i] = np.maximum(peak[i], s_t[j, i])
     pow2 = np.empty(width, np.int32)
     total = np.zeros(width, np.float32)
     for j in range(n_k):
