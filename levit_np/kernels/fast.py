@@ -23,7 +23,9 @@ import os
 
 import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from levit_np.model.config import VARIANTS, LevitConfig, blocks
 from levit_np.kernels import gemm, reference
@@ -270,12 +272,24 @@ def _axpy_rows(a, b, c, r_begin, r_end, t):
             cr[i] += coef * bt[i]
 
 
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float32 whose bit pattern is the int32 `bits` (an LLVM bitcast: no instruction of its own)."""
+    if bits != types.int32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
 @njit(cache=True, fastmath=FASTMATH)
-def _exp_shifted(row, shift, pow2):
+def _exp_shifted(row, shift):
     """In place: row[i] = exp(row[i] - shift[i]) for row <= shift (softmax numerators); vectorises.
 
     exp(y) = 2^n * exp(r), n = round(y / ln 2), r = y - n ln 2 in [-ln2/2, ln2/2]; exp(r) by its degree-7
-    Taylor polynomial (truncation < 5e-9), 2^n built in the exponent bits of `pow2` (int32 scratch, len(row)).
+    Taylor polynomial (truncation < 5e-9), 2^n built in the exponent bits of a float (`_float_from_bits`).
     y is clamped at -87 so 2^n stays a normal number.
     """
     for i in range(row.shape[0]):
@@ -289,11 +303,7 @@ def _exp_shifted(row, shift, pow2):
         p = p * r + np.float32(1.0 / 6.0)
         p = p * r + np.float32(0.5)
         p = p * r + np.float32(1.0)
-        row[i] = p * r + np.float32(1.0)
-        pow2[i] = (np.int32(n) + np.int32(127)) << 23
-    scale = pow2.view(np.float32)
-    for i in range(row.shape[0]):
-        row[i] *= scale[i]
+        row[i] = (p * r + np.float32(1.0)) * _float_from_bits(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -318,10 +328,9 @@ def _attention_head(q, k, v, bias_t, scale, activation, out):
     for j in range(1, n_k):
         for i in range(width):  # np.maximum, not max(): Numba's max() of two floats keeps the loop scalar
             peak[i] = np.maximum(peak[i], s_t[j, i])
-    pow2 = np.empty(width, np.int32)
     total = np.zeros(width, np.float32)
     for j in range(n_k):
-        _exp_shifted(s_t[j], peak, pow2)
+        _exp_shifted(s_t[j], peak)
         for i in range(width):
             total[i] += s_t[j, i]
     o_t = np.zeros((value_dim, width), np.float32)
