@@ -18,10 +18,13 @@ miscompilations elsewhere), so it is switched on only while the kernels that inl
 tests/test_fast_kernels.py. Panels (and groups of rows) run in parallel (prange).
 
 Order: with several groups of rows (batch > 1) each panel serves every group and mostly comes from cache, and
-each block of rows sweeps the whole panel (`panel_product`). With one group (batch 1) every panel is read once
-per call, from memory: there the panel goes slice by slice through every block of rows, asking for the slices
-ahead while it computes (`panel_product_streamed`). At batch 1 on one thread a LeViT-128S linear of 16 rows ran
-1.5-2x its time with the panels in cache before, the whole model 0.86-0.96x its time after (in-process A/Bs).
+each block of rows sweeps the whole panel (`panel_product`). With one group of few rows (batch 1, stages 2 and 3:
+49 and 16 rows) every panel is read once per call, from memory, for little work: there the panel goes slice by
+slice through every block of rows, asking for the slices ahead while it computes (`panel_product_streamed`). At
+batch 1 on one thread a LeViT-128S linear of 16 rows ran 1.5-2x its time with the panels in cache before, the
+whole model 0.86-0.96x its time after (in-process A/Bs). Stage 1's 196 rows at batch 1 sweep the panel again
+(STREAMED_ROWS): each panel (16-32 KB) does 4x the work there, and the swept order keeps each block's sums in
+registers over the whole depth; the model 0.91-1.03x its time that way (seven in-process A/Bs, median 0.96x).
 
 Summation: blocked. Each run of KC = 64 products is summed in a second, zeroed register block, then added to
 the running sum, so a rounding error grows with K/64 + 64 instead of K. Measured against the float64 reference
@@ -165,6 +168,7 @@ def _remainder_rows(x, w, b, activation, out, c0):
             out[r0, c0 + i] = acc1[i]
 
 
+STREAMED_ROWS = 64  # one group of at most this many rows runs `panel_product_streamed`; more rows sweep the panel
 PREFETCH_SLICES = 3  # how far ahead `panel_product_streamed` asks for the panel: 3 slices of KC x 32 floats (24 KB)
 LINE_FLOATS = 16  # float32 in a 64-byte cache line
 
@@ -208,7 +212,7 @@ def _gemm_panels(xs, panels, bias, activation, outs):
     xs (G, M, K), panels (P, K, 32), bias (P, 32) -> outs (G, M, 32P); the G*P jobs run in parallel.
     """
     n_panels = panels.shape[0]
-    streamed = xs.shape[0] == 1  # one group of rows: each panel is used once per call
+    streamed = xs.shape[0] == 1 and xs.shape[1] <= STREAMED_ROWS  # each panel used once, by few rows
     for job in prange(xs.shape[0] * n_panels):
         panel = job % n_panels
         group = job // n_panels
