@@ -11,11 +11,12 @@ Parameters are the learned tensors (BatchNorm running statistics excluded), read
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from levit_np.model.config import BlockKind, LevitConfig, blocks, stem_convs
 from levit_np.model.grid import subsampled_side
-from levit_np.model.params import param_shapes
+from levit_np.model.params import is_learned, param_shapes
 
 # The official counter's totals at 224x224 (levit-spec §1.6; issue 5): external reference values.
 OFFICIAL_FLOPS = {"levit_128s": 305_108_946, "levit_128": 406_114_880, "levit_192": 657_601_916,
@@ -43,11 +44,9 @@ def learned_by_prefix(shapes: dict) -> dict[str, int]:
     {"stem.conv1": ..., "stem": ..., ...}. One pass over the names, so a lookup per layer stays cheap."""
     totals: dict[str, int] = {}
     for name, shape in shapes.items():
-        if name.endswith(("running_mean", "running_var")):
+        if not is_learned(name):
             continue
-        size = 1
-        for dim in shape:
-            size *= dim
+        size = math.prod(shape)
         parts = name.split(".")
         for end in range(1, len(parts) + 1):
             prefix = ".".join(parts[:end])

@@ -94,10 +94,14 @@ def group_layers(cfg: LevitConfig, params: dict[str, np.ndarray]) -> dict:
     return grouped
 
 
+def is_learned(name: str) -> bool:
+    """Whether a canonical tensor is a learned parameter: all but BatchNorm's running statistics."""
+    return not name.endswith(("running_mean", "running_var"))
+
+
 def count_params(cfg: LevitConfig) -> int:
     """Learned parameters, as the paper counts them: BN running statistics excluded, both heads included."""
-    return sum(int(np.prod(shape)) for name, shape in param_shapes(cfg).items()
-               if not name.endswith(("running_mean", "running_var")))
+    return sum(int(np.prod(shape)) for name, shape in param_shapes(cfg).items() if is_learned(name))
 
 
 def random_params(cfg: LevitConfig, seed: int = 0) -> dict[str, np.ndarray]:
