@@ -113,7 +113,10 @@ class LevitModel:
         if self.backend == AUTO:
             self._use(self.backend_for(x.shape[0], x.shape[2], x.shape[3]))
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        return forward(x, self.config, self.layers, self.kernels, hook, self.steps)
+        if hook is not None:  # a hook sees each block's output for the whole batch, in order
+            return forward(x, self.config, self.layers, self.kernels, hook, self.steps)
+        layers, kernels = self.layers, self.kernels
+        return kernels.run_batch(lambda part: forward(part, self.config, layers, kernels, None, self.steps), x)
 
     def classify(self, images, k: int = DEFAULT_TOP_K, *, crop_pct: float = DEFAULT_CROP_PCT,
                  size: tuple[int, int] = (DEFAULT_SIZE, DEFAULT_SIZE)) -> list:

@@ -1,8 +1,8 @@
 """The kernel contract: every kernel the forward pass (`levit_np/model/forward.py`) calls, and what it means.
 
-A backend is one module that defines `NAME`, `prepare` and every kernel below with these exact signatures
-(`tests/test_kernel_contract.py` checks each registered backend). `kernels/reference.py` is the spec: plain
-NumPy, BatchNorm unfolded. A faster backend may store its layers in any form it likes, because only its own
+A backend is one module that defines `NAME`, `prepare`, `run_batch` and every kernel below with these exact
+signatures (`tests/test_kernel_contract.py` checks each registered backend). `kernels/reference.py` is the
+spec: plain NumPy, BatchNorm unfolded. A faster backend may store its layers in any form it likes, because only its own
 kernels read them; whatever it changes (folded BatchNorm, the attention scale moved into q, the two heads
 merged, a transposed bias) it changes in `prepare`, once, so the forward pass never asks a backend which
 variant of a kernel it has.
@@ -35,6 +35,10 @@ class Kernels(Protocol):
     def prepare(self, cfg, params: dict[str, np.ndarray]) -> dict:
         """The checkpoint's tensors (canonical names, `params.param_shapes`) -> the layers dict described above."""
 
+    def run_batch(self, run, x: np.ndarray) -> np.ndarray:
+        """run(x) for `run`, a whole forward pass (B, 3, H, W) -> (B, classes) without hooks: how the backend
+        spreads a batch over its threads (the numba backend: a large batch in shards side by side)."""
+
     def conv_bn(self, x: np.ndarray, layer: Layer, stride: int, padding: int, activation: bool = False) -> np.ndarray:
         """Conv2d (no bias), BatchNorm2d, Hardswish if `activation`. (B, Cin, H, W) -> (B, Cout, Ho, Wo)"""
 
@@ -58,4 +62,4 @@ class Kernels(Protocol):
 
 
 KERNELS = ("conv_bn", "linear_bn", "layernorm", "attention", "classifier")  # what forward may call
-BACKEND_FUNCTIONS = ("prepare",) + KERNELS
+BACKEND_FUNCTIONS = ("prepare", "run_batch") + KERNELS

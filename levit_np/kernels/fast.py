@@ -11,6 +11,8 @@ Same names and signatures as `kernels/reference.py`, so `model.forward` runs unc
 - Attention runs per (image, head) in one Numba kernel: q k^T + bias, softmax, times v, Hardswish. It works on
   transposed score tiles (keys x queries) so every inner loop runs along the queries, contiguous and vectorised.
   `prepare` gives each block's bias in that layout (`bias_layout`, applied once per grid by its `GridBias`).
+- A large batch on several threads runs as one shard per thread, side by side, each on one Numba thread
+  (`run_batch`, see `batch_shards.py`); smaller work shares every kernel among the threads.
 
 Numerics: `fastmath={"contract"}` lets LLVM fuse a*b+c into one FMA (one rounding instead of two, so at least
 as accurate); no other fast-math flag is used. `exp` is a polynomial (`_exp_shifted`), relative error < 2e-7.
@@ -29,6 +31,7 @@ from numba.extending import intrinsic
 
 from levit_np.model.config import VARIANTS, LevitConfig, blocks
 from levit_np.kernels import gemm, reference
+from levit_np.kernels.batch_shards import run_sharded
 from levit_np.kernels.backends import is_released_architecture
 from levit_np.kernels.numba_common import FASTMATH
 from levit_np.kernels.numba_common import hardswish1 as _hardswish1
@@ -41,7 +44,7 @@ LN2_LO = np.float32(-2.12194440e-4)
 EXP_FLOOR = np.float32(-87.0)  # exp(-87) ~ 1.6e-38, still a normal float32; softmax terms below it vanish
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _hardswish_flat(x, out):
     for i in range(x.shape[0]):
         out[i] = _hardswish1(x[i])
@@ -122,7 +125,7 @@ def _channels_last_chunk(x, b, p0, p1, out_w, kernel, stride, padding, cols, pan
         gemm.panel_product(patches, panels[panel], bias[panel], activation, dest, panel * gemm.NR)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, parallel=True, nogil=True, fastmath=FASTMATH)
 def _conv_channels_last(x, panels, bias, kernel, stride, padding, activation, slots, out):
     """out[b, p] = act(patch(b, p) @ W + bias) with channels-last patches, patch[(ky*k + kx)*C + c] =
     x[b, oy*s - p + ky, ox*s - p + kx, c] (0 outside the image) for output pixel p = oy*Wo + ox.
@@ -143,7 +146,7 @@ def _conv_channels_last(x, panels, bias, kernel, stride, padding, activation, sl
                                  padding, scratch[slot], panels, bias, activation, out)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, parallel=True, nogil=True, fastmath=FASTMATH)
 def _conv_direct(x, wt, bias, padding, activation, slots, out):
     """The same conv computed directly, for few products per output (the 3-channel first conv: 27): no patches.
 
@@ -342,7 +345,7 @@ def _attention_head(q, k, v, bias_t, scale, activation, out):
             out[i, e] = _hardswish1(val) if activation else val
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, parallel=True, nogil=True, fastmath=FASTMATH)
 def _attention(q, k, v, bias_t, scale, activation, out):
     """Every (image, head) in parallel. q (B, h, Nq, kd), k (B, h, Nk, kd), v (B, h, Nk, d), bias_t (h, Nk, W)
     -> out (B, Nq, h*d), head-major channels."""
@@ -383,6 +386,11 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray, sca
 def classifier(x: np.ndarray, layer: dict) -> np.ndarray:
     """Both heads as one linear: `prepare` merged them (`fold.merge_heads`). (B, C) -> (B, classes)"""
     return np.ascontiguousarray(gemm.dense(x, layer))
+
+
+def run_batch(run, x: np.ndarray) -> np.ndarray:
+    """run(x) for a whole forward pass `run`: as one shard per thread for a large batch on several threads."""
+    return run_sharded(run, x)
 
 
 layernorm = reference.layernorm  # the A3 ablation's kernel, in NumPy: the fast path runs the released models only

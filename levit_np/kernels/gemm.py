@@ -40,6 +40,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
+from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic
 
 from levit_np.kernels.numba_common import FASTMATH, hardswish1, vector_floats
@@ -205,7 +206,7 @@ def panel_product_streamed(x, w, b, activation, out, c0):
     _remainder_rows(x, w, b, activation, out, c0)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(cache=True, parallel=True, nogil=True, fastmath=FASTMATH)
 def _gemm_panels(xs, panels, bias, activation, outs):
     """outs[g][:, 32j:32j+32] = act(xs[g] @ panels[j] + bias[j]) for every group g of rows and panel j.
 
@@ -224,15 +225,19 @@ def _gemm_panels(xs, panels, bias, activation, outs):
 
 def compile_vectorised(dispatcher, signature: str):
     """`dispatcher` compiled (or loaded from Numba's cache) for `signature` only, with the SLP vectoriser on:
-    for every kernel that inlines `panel_product`. Further compiling is disabled; returns the dispatcher."""
-    if not dispatcher.overloads:
-        previous = numba.config.SLP_VECTORIZE
-        numba.config.SLP_VECTORIZE = 1
-        try:
-            dispatcher.compile(signature)
-        finally:
-            numba.config.SLP_VECTORIZE = previous
-        dispatcher.disable_compile()
+    for every kernel that inlines `panel_product`. Further compiling is disabled; returns the dispatcher.
+
+    Under Numba's compiler lock, so that threads arriving at once (the batch's shards, `batch_shards.py`)
+    compile it once, and no other kernel compiles while the vectoriser is switched on."""
+    with global_compiler_lock:
+        if not dispatcher.overloads:
+            previous = numba.config.SLP_VECTORIZE
+            numba.config.SLP_VECTORIZE = 1
+            try:
+                dispatcher.compile(signature)
+            finally:
+                numba.config.SLP_VECTORIZE = previous
+            dispatcher.disable_compile()
     return dispatcher
 
 

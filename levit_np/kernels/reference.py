@@ -107,6 +107,11 @@ def classifier(x: np.ndarray, layer: dict) -> np.ndarray:
     return (bn_linear(x, layer["head"]) + bn_linear(x, layer["head_dist"])) / np.float32(2)
 
 
+def run_batch(run, x: np.ndarray) -> np.ndarray:
+    """run(x) for a whole forward pass `run`: the reference runs every batch whole (NumPy's BLAS threads within)."""
+    return run(x)
+
+
 def prepare(cfg, params: dict) -> dict:
     """The reference path uses the checkpoint's tensors as they are, grouped by layer; nothing is folded.
     Tensors stay float64 if given so (the float64 yardstick), else become float32.

@@ -19,10 +19,11 @@ kind for each runtime, and the median over rounds of our mean call's time over O
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
+
+from levit_np.perf.study_args import parse_study_args
 
 KINDS = ("conv", "linear", "attention", "glue")
 OUR_KINDS = {"conv_bn": "conv", "linear_bn": "linear", "classifier": "linear", "attention": "attention"}
@@ -130,26 +131,12 @@ def compare(variant: str, batch: int, threads: int, rounds: int, seed: int = 0) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variant", nargs="?", default="levit_128s")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=8)
-    args = parser.parse_args(argv)
-    from levit_np.perf.timing import pin_threads
-
-    pin_threads(args.threads)
-    from levit_np.errors import one_line
-    from levit_np.model.config import get_config
+    args = parse_study_args(__doc__.splitlines()[0], argv, threads=1, rounds=8)
     from levit_np.perf.bench import missing_packages
 
     missing = missing_packages("openvino")
     if missing:
         raise SystemExit(f"the comparison needs {' and '.join(missing)}: pip install -e '.[bench]'")
-    try:
-        get_config(args.variant)
-    except ValueError as e:  # an unknown variant name
-        raise SystemExit(one_line(e)) from None
     print(json.dumps(compare(args.variant, args.batch, args.threads, args.rounds)))
 
 

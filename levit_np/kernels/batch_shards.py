@@ -1,0 +1,68 @@
+"""How the numba backend spreads a large batch over its threads: in shards side by side, not kernel by kernel.
+
+With T Numba threads every kernel splits its own work T ways: ~60 parallel regions per forward pass, each
+waking the other threads and waiting for the slowest at its end, and each thread reading data the other one
+wrote. From SHARD_IMAGES images per thread on, the batch instead runs as T shards at once, each a whole forward
+pass in its own Python thread on one Numba thread (the kernels release the GIL, `nogil=True`; NumPy's glue
+between them mostly does too). Every image is computed in the same order either way, so the logits are the
+same bits. Measured on a 2-core AMD EPYC (Zen 3), two threads, in one process alternating with the
+kernel-by-kernel split (`python -m levit_np.perf.shard_ab`): LeViT-128S batch 32 0.88-0.90x the time,
+batch 16 0.88x, LeViT-256 batch 32 0.92x; batch 8 (shards of 4 images) 0.99x, which is why shards hold at
+least 8.
+
+Only where the threading layer takes parallel kernels from several threads at once (OpenMP, TBB); on Numba's
+built-in `workqueue` layer, which does not, the batch runs whole. Shards that arrive at a kernel not compiled
+yet compile it once, under Numba's compiler lock (`gemm.compile_vectorised`).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Callable
+
+import numba
+import numpy as np
+
+SHARD_IMAGES = 8  # fewest images a shard holds: below, the threads share each kernel instead
+CONCURRENT_LAYERS = ("omp", "tbb")  # threading layers that run parallel kernels launched from several threads
+
+_pool: dict[int, ThreadPoolExecutor] = {}  # workers -> the pool of that many threads, made on first use
+
+
+def shard_count(batch: int, threads: int) -> int:
+    """How many shards a batch of `batch` images runs in on `threads` Numba threads (1: the batch runs whole)."""
+    return max(1, min(threads, batch // SHARD_IMAGES))
+
+
+def layer_runs_concurrent_kernels() -> bool:
+    """True if Numba's threading layer takes parallel kernels launched from several threads at once."""
+    numba.get_num_threads()  # loads the threading layer, if nothing has yet
+    return numba.threading_layer() in CONCURRENT_LAYERS
+
+
+def _on_threads(threads: int, run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """run(x) with this thread's Numba kernels on `threads` threads; the thread's own setting restored after."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        return run(x)
+    finally:
+        numba.set_num_threads(before)
+
+
+def run_sharded(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """run(x) for a whole forward pass `run`, (B, ...) -> (B, classes): on T threads and at least
+    T * SHARD_IMAGES images, as T shards of the batch at once, one Numba thread each; else run(x)."""
+    threads = numba.get_num_threads()
+    count = shard_count(x.shape[0], threads)
+    if count == 1 or not layer_runs_concurrent_kernels():
+        return run(x)
+    shards = np.array_split(x, count)
+    shard_threads = [len(part) for part in np.array_split(np.arange(threads), count)]
+    pool = _pool.setdefault(count - 1, ThreadPoolExecutor(count - 1, thread_name_prefix="levit-shard"))
+    pending = [pool.submit(_on_threads, n, run, part) for n, part in zip(shard_threads[1:], shards[1:])]
+    try:
+        first = _on_threads(shard_threads[0], run, shards[0])  # the calling thread runs the first shard itself
+    finally:
+        wait(pending)  # no shard outlives the call, even when one fails
+    return np.concatenate([first] + [job.result() for job in pending])
