@@ -17,6 +17,7 @@ yet compile it once, under Numba's compiler lock (`gemm.compile_vectorised`).
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable
 
@@ -26,7 +27,7 @@ import numpy as np
 SHARD_IMAGES = 8  # fewest images a shard holds: below, the threads share each kernel instead
 CONCURRENT_LAYERS = ("omp", "tbb")  # threading layers that run parallel kernels launched from several threads
 
-_pool: dict[int, ThreadPoolExecutor] = {}  # workers -> the pool of that many threads, made on first use
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, workers) -> a pool, made on first use
 
 
 def shard_count(batch: int, threads: int) -> int:
@@ -50,6 +51,14 @@ def _on_threads(threads: int, run: Callable[[np.ndarray], np.ndarray], x: np.nda
         numba.set_num_threads(before)
 
 
+def _worker_pool(workers: int) -> ThreadPoolExecutor:
+    """This process's pool of `workers` threads (a forked child has none of its parent's threads: its own)."""
+    key = (os.getpid(), workers)
+    if key not in _pools:
+        _pools[key] = ThreadPoolExecutor(workers, thread_name_prefix="levit-shard")
+    return _pools[key]
+
+
 def run_sharded(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
     """run(x) for a whole forward pass `run`, (B, ...) -> (B, classes): on T threads and at least
     T * SHARD_IMAGES images, as T shards of the batch at once, one Numba thread each; else run(x)."""
@@ -59,7 +68,7 @@ def run_sharded(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.nd
         return run(x)
     shards = np.array_split(x, count)
     shard_threads = [len(part) for part in np.array_split(np.arange(threads), count)]
-    pool = _pool.setdefault(count - 1, ThreadPoolExecutor(count - 1, thread_name_prefix="levit-shard"))
+    pool = _worker_pool(count - 1)
     pending = [pool.submit(_on_threads, n, run, part) for n, part in zip(shard_threads[1:], shards[1:])]
     try:
         first = _on_threads(shard_threads[0], run, shards[0])  # the calling thread runs the first shard itself

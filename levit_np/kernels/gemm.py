@@ -229,6 +229,8 @@ def compile_vectorised(dispatcher, signature: str):
 
     Under Numba's compiler lock, so that threads arriving at once (the batch's shards, `batch_shards.py`)
     compile it once, and no other kernel compiles while the vectoriser is switched on."""
+    if dispatcher.overloads:
+        return dispatcher  # compiled: the call's own path takes no lock
     with global_compiler_lock:
         if not dispatcher.overloads:
             previous = numba.config.SLP_VECTORIZE
