@@ -6,17 +6,20 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import numba
 import numpy as np
 import pytest
 
 import levit_np
+from levit_np import levit_model
 from levit_np.kernels import batch_shards, reference
 from levit_np.model.forward import forward
 
-needs_two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
-                                       reason="sharding needs at least two Numba threads")
+needs_two_threads = pytest.mark.skipif(
+    numba.config.NUMBA_NUM_THREADS < 2 or not batch_shards.layer_runs_concurrent_kernels(),
+    reason="sharding needs two Numba threads on a threading layer that takes kernels from several threads")
 
 
 @pytest.fixture
@@ -28,7 +31,8 @@ def two_threads():
 
 
 @pytest.mark.parametrize("batch, threads, shards", [
-    (32, 2, 2), (16, 2, 2), (15, 2, 1), (8, 2, 1), (100, 1, 1), (24, 4, 3), (64, 4, 4), (1, 2, 1)])
+    (32, 2, 2), (16, 2, 2), (15, 2, 1), (8, 2, 1), (100, 1, 1), (1, 2, 1),
+    (64, 4, 4), (24, 4, 2), (16, 3, 1), (40, 6, 3), (48, 6, 6)])  # the threads always shared out evenly
 def test_shard_count(batch, threads, shards):
     assert batch_shards.shard_count(batch, threads) == shards
 
@@ -74,21 +78,25 @@ def test_workqueue_layer_runs_the_batch_whole(two_threads, monkeypatch):
 
 
 @needs_two_threads
-def test_a_failing_shard_raises_in_the_caller_after_every_shard_ended(two_threads):
+@pytest.mark.parametrize("failing", ["the caller's shard", "the pool's shard"])
+def test_a_failing_shard_raises_in_the_caller_after_every_shard_ended(two_threads, failing):
+    """The caller's shard fails at once while the pool's is still running (or the other way round): the error
+    reaches the caller only after both have ended."""
     ended = []
+    caller = threading.get_ident()
 
     def run(x):
         try:
-            if x[0, 0] > 0:  # the second shard
+            if (threading.get_ident() == caller) == (failing == "the caller's shard"):
                 raise MemoryError("no room for this shard")
+            time.sleep(0.2)
             return x
         finally:
-            ended.append(len(x))
+            ended.append(threading.get_ident())
 
-    x = np.concatenate([np.zeros((8, 1)), np.ones((8, 1))]).astype(np.float32)
     with pytest.raises(MemoryError, match="no room"):
-        batch_shards.run_sharded(run, x)
-    assert sorted(ended) == [8, 8]
+        batch_shards.run_sharded(run, np.zeros((16, 1), np.float32))
+    assert len(ended) == 2
 
 
 def test_reference_runs_every_batch_whole():
@@ -98,23 +106,37 @@ def test_reference_runs_every_batch_whole():
 
 
 @needs_two_threads
-def test_sharded_logits_are_the_same_bits_as_the_whole_batch(two_threads):
-    """17 images on two threads (shards of 9 and 8) against the forward pass over all 17 on both threads."""
+def test_the_model_runs_a_large_batch_in_shards_with_the_same_bits(two_threads, monkeypatch):
+    """`model(x)` on 17 images and two threads runs two forward passes (9 and 8 images, one Numba thread each),
+    and their logits are the same bits as the forward pass over all 17 on both threads."""
     model = levit_np.create("levit_128s", seed=5, backend="numba")
     x = np.random.default_rng(5).standard_normal((17, 3, 64, 64)).astype(np.float32)
-    assert batch_shards.shard_count(17, numba.get_num_threads()) == 2
+    passes = []
+
+    def watched_forward(images, *args, **kwargs):
+        passes.append((len(images), numba.get_num_threads()))
+        return forward(images, *args, **kwargs)
+
+    monkeypatch.setattr(levit_model, "forward", watched_forward)
     sharded = model(x)
+    assert sorted(passes) == [(8, 1), (9, 1)]
     whole = forward(x, model.config, model.layers, model.kernels)
     assert sharded.shape == (17, 1000)
     np.testing.assert_array_equal(sharded, whole)
 
 
 @needs_two_threads
-def test_a_hook_sees_the_whole_batch(two_threads):
+def test_a_hook_sees_the_whole_batch_in_one_pass(two_threads, monkeypatch):
     model = levit_np.create("levit_128s", seed=5, backend="numba")
-    seen = []
+    passes, seen = [], []
+
+    def watched_forward(images, *args, **kwargs):
+        passes.append(len(images))
+        return forward(images, *args, **kwargs)
+
+    monkeypatch.setattr(levit_model, "forward", watched_forward)
     model(np.zeros((16, 3, 64, 64), np.float32), hook=lambda name, value: seen.append(value.shape[0]))
-    assert seen and set(seen) == {16}
+    assert passes == [16] and seen and set(seen) == {16}
 
 
 @needs_two_threads

@@ -2,9 +2,9 @@
 
 A backend is one module that defines `NAME`, `prepare`, `run_batch` and every kernel below with these exact
 signatures (`tests/test_kernel_contract.py` checks each registered backend). `kernels/reference.py` is the
-spec: plain NumPy, BatchNorm unfolded. A faster backend may store its layers in any form it likes, because only its own
-kernels read them; whatever it changes (folded BatchNorm, the attention scale moved into q, the two heads
-merged, a transposed bias) it changes in `prepare`, once, so the forward pass never asks a backend which
+spec: plain NumPy, BatchNorm unfolded. A faster backend may store its layers in any form it likes, because only
+its own kernels read them; whatever it changes (folded BatchNorm, the attention scale moved into q, the two
+heads merged, a transposed bias) it changes in `prepare`, once, so the forward pass never asks a backend which
 variant of a kernel it has.
 
 `prepare(cfg, params) -> layers`, a dict holding, for the model `cfg`:

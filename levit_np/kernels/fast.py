@@ -11,8 +11,9 @@ Same names and signatures as `kernels/reference.py`, so `model.forward` runs unc
 - Attention runs per (image, head) in one Numba kernel: q k^T + bias, softmax, times v, Hardswish. It works on
   transposed score tiles (keys x queries) so every inner loop runs along the queries, contiguous and vectorised.
   `prepare` gives each block's bias in that layout (`bias_layout`, applied once per grid by its `GridBias`).
-- A large batch on several threads runs as one shard per thread, side by side, each on one Numba thread
-  (`run_batch`, see `batch_shards.py`); smaller work shares every kernel among the threads.
+- A large batch on several threads runs in shards side by side, each on an equal share of the threads (on two
+  threads: two shards of one thread each; `run_batch`, see `batch_shards.py`); smaller work shares every
+  kernel among the threads.
 
 Numerics: `fastmath={"contract"}` lets LLVM fuse a*b+c into one FMA (one rounding instead of two, so at least
 as accurate); no other fast-math flag is used. `exp` is a polynomial (`_exp_shifted`), relative error < 2e-7.
@@ -389,7 +390,7 @@ def classifier(x: np.ndarray, layer: dict) -> np.ndarray:
 
 
 def run_batch(run, x: np.ndarray) -> np.ndarray:
-    """run(x) for a whole forward pass `run`: as one shard per thread for a large batch on several threads."""
+    """run(x) for a whole forward pass `run`: a large batch on several threads in shards side by side."""
     return run_sharded(run, x)
 
 

@@ -33,7 +33,8 @@ def kind_of(name: str) -> str:
 
 
 def time_forward(model, x: np.ndarray) -> tuple[dict[str, float], float]:
-    """One forward pass: ({trace name: seconds since the previous hook}, whole pass in seconds)."""
+    """One forward pass: ({trace name: seconds since the previous hook}, whole pass in seconds). With its hook
+    the pass runs whole, never in batch shards (`kernels/batch_shards.py`)."""
     timer = HookTimer()
     start = time.perf_counter()
     model(x, hook=timer.start())

@@ -12,14 +12,15 @@ whether the logits are the same bits.
 from __future__ import annotations
 
 import json
+import time
 
 from levit_np.perf.study_args import parse_study_args
 
 
-def compare(variant: str, batch: int, threads: int, rounds: int, seed: int = 0) -> dict:
-    """`rounds` alternating calls of each way; medians in ms per image and of the per-round time ratio."""
-    import time
-
+def compare(variant: str, batch: int, rounds: int, seed: int = 0) -> dict:
+    """`rounds` alternating calls of each way, on this thread's Numba threads; medians in ms per image and of the
+    per-round time ratio."""
+    import numba
     import numpy as np
 
     import levit_np
@@ -37,8 +38,8 @@ def compare(variant: str, batch: int, threads: int, rounds: int, seed: int = 0) 
             run()
             seconds[name].append(time.perf_counter() - start)
     per_image = 1e3 / batch
-    return {"variant": model.config.name, "batch": batch, "threads": threads, "rounds": rounds,
-            "shards": batch_shards.shard_count(batch, threads) if batch_shards.layer_runs_concurrent_kernels() else 1,
+    return {"variant": model.config.name, "batch": batch, "threads": numba.get_num_threads(), "rounds": rounds,
+            "shards": batch_shards.planned_shards(batch),
             "ms_per_image": {name: float(np.median(times)) * per_image for name, times in seconds.items()},
             "shards_over_shared": float(np.median(np.array(seconds["shards"]) / np.array(seconds["shared"]))),
             "same_bits": bool(np.array_equal(logits["shards"], logits["shared"]))}
@@ -46,7 +47,7 @@ def compare(variant: str, batch: int, threads: int, rounds: int, seed: int = 0) 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_study_args(__doc__.splitlines()[0], argv, threads=2, rounds=12)
-    print(json.dumps(compare(args.variant, args.batch, args.threads, args.rounds)))
+    print(json.dumps(compare(args.variant, args.batch, args.rounds)))
 
 
 if __name__ == "__main__":
