@@ -30,7 +30,7 @@ def compare(variant: str, batch: int, rounds: int, seed: int = 0) -> dict:
     model = levit_np.create(variant, seed=seed, backend="numba")
     x = np.random.default_rng(seed).standard_normal((batch, 3, 224, 224)).astype(np.float32)
     ways = {"shards": lambda: model(x), "shared": lambda: forward(x, model.config, model.layers, model.kernels)}
-    logits = {name: run() for name, run in ways.items()}  # the first calls also choose the threading layer
+    logits = {name: run() for name, run in ways.items()}  # untimed: the first calls load the compiled kernels
     seconds: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(rounds):
         for name, run in ways.items():

@@ -140,14 +140,15 @@ def _read_datasets(path, datasets: dict) -> dict[str, np.ndarray]:
     import h5py
 
     shapes = {name: ds.shape for name, ds in datasets.items()}
+    sizes = {name: math.prod(shape) for name, shape in shapes.items()}
     starts, end = {}, 0
-    for name, shape in shapes.items():
+    for name, size in sizes.items():
         starts[name] = end
-        end += -(-math.prod(shape) // ALIGN_FLOATS) * ALIGN_FLOATS
+        end += -(-size // ALIGN_FLOATS) * ALIGN_FLOATS
     buffer = np.empty(end, np.float32)
     params, contiguous = {}, []
     for name, ds in datasets.items():
-        values = buffer[starts[name]:starts[name] + math.prod(shapes[name])].reshape(shapes[name])
+        values = buffer[starts[name]:starts[name] + sizes[name]].reshape(shapes[name])
         offset = ds.get_offset()  # None: chunked, compact or not allocated
         if offset is None:
             ds.read(h5py.h5s.ALL, h5py.h5s.ALL, values)
